@@ -1,0 +1,8 @@
+import { createHash } from 'node:crypto';
+
+/** SHA-256 (file checksums: accidental-corruption detection where no key is available yet). */
+export function sha256(...parts: Uint8Array[]): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+}

@@ -1,0 +1,50 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fromSystemError } from '../errors.js';
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+
+/** Create a directory (and parents) readable only by the owner. */
+export function ensurePrivateDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    fs.chmodSync(dir, DIR_MODE);
+  } catch (error) {
+    throw fromSystemError(error, `creating directory ${dir}`);
+  }
+}
+
+/** fsync a directory so a rename or a new file in it survives a crash. */
+export function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Replace a file atomically and durably: write a temporary sibling, fsync it, rename it over
+ * the target, fsync the directory. A crash leaves either the old or the new file, never a mix.
+ */
+export function writeFileAtomic(file: string, data: Uint8Array, mode = FILE_MODE): void {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(temp, 'wx', mode);
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(temp, file);
+    syncDir(dir);
+  } catch (error) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
+    throw fromSystemError(error, `writing ${file}`);
+  }
+}

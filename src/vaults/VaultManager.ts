@@ -1,0 +1,157 @@
+import { randomBytes } from '../crypto/random.js';
+import { KeynodeError } from '../errors.js';
+import type { BatchOp, LogStore } from '../storage/LogStore.js';
+import { Keyspace } from '../storage/Keyspace.js';
+import { validateTag, validateVaultName } from './paths.js';
+import { Vault, type Author } from './Vault.js';
+
+/** One vault's entry in the node's registry (stored encrypted in the node keyspace). */
+interface VaultRecord {
+  /** Random internal id; names can change, ids never do. */
+  id: string;
+  name: string;
+  /** The vault's own 32-byte key (base64). Never leaves this node. */
+  key: string;
+  tags: string[];
+  createdAt: string;
+}
+
+export interface VaultSummary {
+  name: string;
+  tags: string[];
+  createdAt: string;
+}
+
+const REGISTRY_RECORD = 'vault-registry';
+
+/** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
+export class VaultManager {
+  private records: VaultRecord[];
+  private readonly opened = new Map<string, Vault>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: LogStore,
+    private readonly nodeKeyspace: Keyspace,
+    private readonly author: Author,
+  ) {
+    const raw = store.get(nodeKeyspace, REGISTRY_RECORD);
+    this.records = raw ? (JSON.parse(raw.toString('utf8')) as { vaults: VaultRecord[] }).vaults : [];
+  }
+
+  /** The op that writes the registry; `records` becomes current only after the batch lands. */
+  private registryOp(records: VaultRecord[]): BatchOp {
+    return { keyspace: this.nodeKeyspace, name: REGISTRY_RECORD, value: Buffer.from(JSON.stringify({ vaults: records })) };
+  }
+
+  /** The registry as a node starts it (written in the node's first batch). */
+  static initialOps(nodeKeyspace: Keyspace): BatchOp[] {
+    return [{ keyspace: nodeKeyspace, name: REGISTRY_RECORD, value: Buffer.from(JSON.stringify({ vaults: [] })) }];
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private find(name: string): VaultRecord {
+    const record = this.records.find((r) => r.name === name);
+    if (!record) throw new KeynodeError('ERR_VAULT_NOT_FOUND', `no vault named "${name}"`, { vault: name });
+    return record;
+  }
+
+  private summary(record: VaultRecord): VaultSummary {
+    return { name: record.name, tags: [...record.tags], createdAt: record.createdAt };
+  }
+
+  get count(): number {
+    return this.records.length;
+  }
+
+  listVaults(options: { tag?: string } = {}): VaultSummary[] {
+    return this.records
+      .filter((r) => options.tag === undefined || r.tags.includes(options.tag))
+      .map((r) => this.summary(r))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  hasVault(name: string): boolean {
+    return this.records.some((r) => r.name === name);
+  }
+
+  async createVault(name: string): Promise<Vault> {
+    validateVaultName(name);
+    return this.exclusive(async () => {
+      if (this.hasVault(name)) throw new KeynodeError('ERR_VAULT_EXISTS', `a vault named "${name}" already exists`, { vault: name });
+      const key = randomBytes(32);
+      const record: VaultRecord = { id: randomBytes(16).toString('hex'), name, key: key.toString('base64'), tags: [], createdAt: new Date().toISOString() };
+      const keyspace = new Keyspace(key);
+      const { vault, ops } = await Vault.initialize(name, this.store, keyspace, this.author, 'create vault');
+      const records = [...this.records, record];
+      this.store.write([...ops, this.registryOp(records)]);
+      this.records = records;
+      this.opened.set(record.id, vault);
+      return vault;
+    });
+  }
+
+  async openVault(name: string): Promise<Vault> {
+    const record = this.find(name);
+    const open = this.opened.get(record.id);
+    if (open) return open;
+    const vault = await Vault.open(record.name, this.store, new Keyspace(Buffer.from(record.key, 'base64')), this.author);
+    this.opened.set(record.id, vault);
+    return vault;
+  }
+
+  async renameVault(name: string, newName: string): Promise<void> {
+    validateVaultName(newName);
+    await this.exclusive(async () => {
+      const record = this.find(name);
+      if (name === newName) return;
+      if (this.hasVault(newName)) throw new KeynodeError('ERR_VAULT_EXISTS', `a vault named "${newName}" already exists`, { vault: newName });
+      const records = this.records.map((r) => (r === record ? { ...r, name: newName } : r));
+      this.store.write([this.registryOp(records)]);
+      this.records = records;
+      this.opened.get(record.id)?.setName(newName);
+    });
+  }
+
+  /** Delete a vault and all its history from this node (its records are dropped in the same batch). */
+  async deleteVault(name: string): Promise<void> {
+    await this.exclusive(async () => {
+      const record = this.find(name);
+      const vault = await this.openVault(name);
+      const ops = await vault.deletionOps();
+      const records = this.records.filter((r) => r !== record);
+      this.store.write([...ops, this.registryOp(records)]);
+      this.records = records;
+      this.opened.delete(record.id);
+    });
+  }
+
+  private async updateTags(name: string, change: (tags: string[]) => string[]): Promise<VaultSummary> {
+    return this.exclusive(async () => {
+      const record = this.find(name);
+      const tags = change(record.tags);
+      const updated = { ...record, tags };
+      const records = this.records.map((r) => (r === record ? updated : r));
+      this.store.write([this.registryOp(records)]);
+      this.records = records;
+      return this.summary(updated);
+    });
+  }
+
+  async tagVault(name: string, tag: string): Promise<VaultSummary> {
+    validateTag(tag);
+    return this.updateTags(name, (tags) => (tags.includes(tag) ? tags : [...tags, tag].sort()));
+  }
+
+  async untagVault(name: string, tag: string): Promise<VaultSummary> {
+    return this.updateTags(name, (tags) => {
+      if (!tags.includes(tag)) throw new KeynodeError('ERR_INVALID_ARGUMENT', `vault "${name}" has no tag "${tag}"`, { vault: name, tag });
+      return tags.filter((t) => t !== tag);
+    });
+  }
+}
