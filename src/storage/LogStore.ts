@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AEAD_TAG_BYTES, open, seal } from '../crypto/aead.js';
 import { hkdf } from '../crypto/kdf.js';
-import { constantTimeEqual, hmacSha256Stream } from '../crypto/mac.js';
+import { constantTimeEqual, hmacSha256, hmacSha256Stream } from '../crypto/mac.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
 import { STORE_COMPACT_DEAD_RATIO, STORE_COMPACT_MIN_BYTES, STORE_MAX_RECORD_BYTES } from '../constants.js';
 import { FILE_MODE, syncDir } from './files.js';
@@ -12,7 +12,8 @@ import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
  * The node's one data file: an append-only log of batches.
  *
  *   file   = MAGIC(8) batch*
- *   batch  = bodyLength u32 | body | mac(32)
+ *   batch  = bodyLength u32 | lengthTag(16) | body | mac(32)
+ *   lengthTag = HMAC(batchKey, "length" | batch offset u64 | bodyLength)[0..16]
  *   body   = sequence u64 | opCount u32 | op*
  *   op     = kind u8 (1 put, 2 delete) | id(32) | [valueLength u32 | sealed value]
  *   mac    = HMAC(batchKey, bodyLength | sequence | opCount | per op: kind, id, valueLength, value tag)
@@ -22,9 +23,22 @@ import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
  * kinds, lengths, tags) and a gap-free sequence, so a flipped id, a dropped or reordered batch
  * is caught when the node opens. One batch is one write() plus one fdatasync(): it is either
  * wholly in the file or, torn by a crash, cut off on the next open, never half applied.
+ * The length tag tells a torn last batch (valid tag, body cut short) from a damaged length
+ * (invalid tag): only the first is cut off; damage is reported and nothing is truncated.
  */
 const MAGIC = Buffer.from('KNSTORE1', 'ascii');
 const MAC_BYTES = 32;
+const LENGTH_TAG_BYTES = 16;
+/** Bytes before a batch's body: length and length tag. */
+const BATCH_PREFIX_BYTES = 4 + LENGTH_TAG_BYTES;
+
+function lengthTag(batchKey: Buffer, offset: number, bodyLength: number): Buffer {
+  const input = Buffer.alloc(6 + 8 + 4);
+  input.write('length', 0, 'ascii');
+  input.writeBigUInt64BE(BigInt(offset), 6);
+  input.writeUInt32BE(bodyLength, 14);
+  return hmacSha256(batchKey, input).subarray(0, LENGTH_TAG_BYTES);
+}
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -80,20 +94,22 @@ interface EncodedOp {
  * Frame one batch and its MAC (the inverse of LogStore.replayBatch). Returns the bytes and,
  * for each op, the offset of its sealed value from the start of the batch.
  */
-function encodeBatch(sequence: bigint, records: readonly EncodedOp[], batchKey: Buffer): { batch: Buffer; valueOffsets: number[] } {
+function encodeBatch(offset: number, sequence: bigint, records: readonly EncodedOp[], batchKey: Buffer): { batch: Buffer; valueOffsets: number[] } {
   let bodyLength = 12;
   for (const record of records) bodyLength += 1 + RECORD_ID_BYTES + (record.sealed ? 4 + record.sealed.length : 0);
   if (bodyLength > STORE_MAX_RECORD_BYTES) {
     throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a single change may not exceed 1 GiB');
   }
-  const batch = Buffer.allocUnsafe(4 + bodyLength + MAC_BYTES);
+  const batch = Buffer.allocUnsafe(BATCH_PREFIX_BYTES + bodyLength + MAC_BYTES);
   batch.writeUInt32BE(bodyLength, 0);
-  batch.writeBigUInt64BE(sequence, 4);
-  batch.writeUInt32BE(records.length, 12);
+  lengthTag(batchKey, offset, bodyLength).copy(batch, 4);
+  batch.writeBigUInt64BE(sequence, BATCH_PREFIX_BYTES);
+  batch.writeUInt32BE(records.length, BATCH_PREFIX_BYTES + 8);
   const mac = hmacSha256Stream(batchKey);
-  mac.update(batch.subarray(0, 16));
+  mac.update(batch.subarray(0, 4));
+  mac.update(batch.subarray(BATCH_PREFIX_BYTES, BATCH_PREFIX_BYTES + 12));
   const valueOffsets: number[] = [];
-  let cursor = 16;
+  let cursor = BATCH_PREFIX_BYTES + 12;
   for (const record of records) {
     const opStart = cursor;
     batch[cursor] = record.sealed ? OP_PUT : OP_DELETE;
@@ -210,14 +226,19 @@ export class LogStore {
   /** Verify one batch and apply it to the index; returns the next offset, or 'torn'. */
   private replayBatch(reader: LogReader, start: number): number | 'torn' {
     const where = { file: this.file, offset: start };
-    const lengthBytes = reader.read(start, 4);
-    if (!lengthBytes) return 'torn';
+    const prefix = reader.read(start, BATCH_PREFIX_BYTES);
+    if (!prefix) return 'torn'; // the file ends inside a header: a crash during the last append
+    const lengthBytes = prefix.subarray(0, 4);
     const bodyLength = lengthBytes.readUInt32BE(0);
-    if (bodyLength === 0 && this.isZeroTail(reader, start)) return 'torn';
-    if (bodyLength < 12 || bodyLength > STORE_MAX_RECORD_BYTES) {
-      throw integrityError(`store file ${this.file} is damaged at byte ${start} (bad batch length)`, where);
+    if (!constantTimeEqual(prefix.subarray(4), lengthTag(this.batchKey, start, bodyLength))) {
+      // Zeros to the end are an append whose data never reached the disk; anything else is damage.
+      if (this.isZeroTail(reader, start)) return 'torn';
+      throw integrityError(`store file ${this.file} is damaged at byte ${start} (batch header)`, where);
     }
-    const body = reader.read(start + 4, bodyLength + MAC_BYTES);
+    if (bodyLength < 12 || bodyLength > STORE_MAX_RECORD_BYTES) {
+      throw integrityError(`store file ${this.file} is damaged at byte ${start} (batch length)`, where);
+    }
+    const body = reader.read(start + BATCH_PREFIX_BYTES, bodyLength + MAC_BYTES);
     if (!body) return 'torn';
     const mac = hmacSha256Stream(this.batchKey);
     mac.update(lengthBytes);
@@ -245,7 +266,7 @@ export class LogStore {
       if (valueLength < AEAD_TAG_BYTES || cursor + 4 + valueLength > bodyLength) fail();
       mac.update(body.subarray(cursor, cursor + 4));
       mac.update(body.subarray(cursor + 4 + valueLength - AEAD_TAG_BYTES, cursor + 4 + valueLength));
-      pending.push({ key, location: { offset: start + 4 + cursor + 4, length: valueLength } });
+      pending.push({ key, location: { offset: start + BATCH_PREFIX_BYTES + cursor + 4, length: valueLength } });
       cursor += 4 + valueLength;
     }
     if (cursor !== bodyLength) fail();
@@ -258,7 +279,7 @@ export class LogStore {
       if (location) this.index.set(key, location);
       else this.index.delete(key);
     }
-    return start + 4 + bodyLength + MAC_BYTES;
+    return start + BATCH_PREFIX_BYTES + bodyLength + MAC_BYTES;
   }
 
   private isZeroTail(reader: LogReader, start: number): boolean {
@@ -302,8 +323,8 @@ export class LogStore {
       const id = op.keyspace.recordId(op.name);
       return 'delete' in op ? { id } : { id, sealed: seal(op.keyspace.encKey, op.value, id) };
     });
-    const { batch, valueOffsets } = encodeBatch(sequence, records, this.batchKey);
     const start = this.end;
+    const { batch, valueOffsets } = encodeBatch(start, sequence, records, this.batchKey);
     try {
       let written = 0;
       while (written < batch.length) written += fs.writeSync(this.fd, batch, written, batch.length - written, start + written);
@@ -374,7 +395,7 @@ export class LogStore {
         }
         sequence += 1n;
         const records = group.map(([key, , sealed]) => ({ id: Buffer.from(key, 'base64'), sealed }));
-        const { batch, valueOffsets } = encodeBatch(sequence, records, this.batchKey);
+        const { batch, valueOffsets } = encodeBatch(end, sequence, records, this.batchKey);
         group.forEach(([key, location], j) => newIndex.set(key, { offset: end + valueOffsets[j]!, length: location.length }));
         fs.writeSync(fd, batch, 0, batch.length, end);
         end += batch.length;

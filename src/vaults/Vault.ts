@@ -443,8 +443,8 @@ export class Vault {
    * existing directory (like mv/cp); an existing secret there is replaced only with `overwrite`.
    */
   private transfer(kind: 'move' | 'copy', from: string, to: string, options: { overwrite?: boolean; message?: string }): Promise<WriteResult> {
-    const [source, dest] = [normalizeSecretPath(from), normalizeSecretPath(to)];
-    return this.commitTree(options.message ?? `${kind} ${source} to ${dest}`, async () => {
+    const [source, dest] = [normalizeSecretPath(from), normalizeSecretPath(to, { allowRoot: true })];
+    return this.commitTree(options.message ?? `${kind} ${source} to ${dest || '/'}`, async () => {
       const draft = new TreeDraft(this.trees, this.rootTree);
       const entry = await draft.lookup(source);
       if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${source}`, { vault: this.vaultName, path: source });

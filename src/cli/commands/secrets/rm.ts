@@ -1,0 +1,18 @@
+import type { Command } from 'commander';
+import { parseSecretRef } from '../../../vaults/paths.js';
+import { globalOptions, withNode } from '../../context.js';
+import { emit } from '../../output.js';
+
+export function register(secrets: Command): void {
+  secrets
+    .command('rm <vault:path>')
+    .description('remove a secret (or a directory with -r); earlier versions stay in history')
+    .option('-r, --recursive', 'remove a directory and everything under it')
+    .option('-m, --message <text>', 'commit message')
+    .action(async (ref: string, options: { recursive?: boolean; message?: string }, command: Command) => {
+      const global = globalOptions(command);
+      const { vault: vaultName, path } = parseSecretRef(ref);
+      const result = await withNode(global, async (node) => (await node.vaults.openVault(vaultName)).remove(path, options));
+      emit(global, { vault: vaultName, path, ...result }, `Removed ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})`);
+    });
+}

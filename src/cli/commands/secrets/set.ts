@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { KeynodeError, fromSystemError } from '../../../errors.js';
+import { parseSecretRef } from '../../../vaults/paths.js';
+import { globalOptions, parseInteger, withNode } from '../../context.js';
+import { emit } from '../../output.js';
+import { canPrompt, promptNewSecret } from '../../prompt.js';
+
+interface SetOptions {
+  file?: string;
+  edit?: boolean;
+  generate?: boolean;
+  length?: string;
+  charset?: string;
+  words?: string;
+  message?: string;
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export function register(secrets: Command): void {
+  secrets
+    .command('set <vault:path>')
+    .description('store a secret from stdin, a file, $EDITOR or a generator (a new commit)')
+    .option('--file <file>', 'read the value from FILE (exact bytes)')
+    .option('--edit', 'write the value in $EDITOR (held in memory-backed storage only)')
+    .option('--generate', 'generate a random value')
+    .option('--length <n>', 'generated length in characters (default 32)')
+    .option('--charset <set>', 'alnum (default), alpha, lower, upper, digits, hex, ascii, or literal characters')
+    .option('--words <n>', 'generate a passphrase of N words instead')
+    .option('-m, --message <text>', 'commit message')
+    .action(async (ref: string, options: SetOptions, command: Command) => {
+      const global = globalOptions(command);
+      const { vault: vaultName, path } = parseSecretRef(ref);
+      const sources = [options.file !== undefined, options.edit === true, options.generate === true].filter(Boolean).length;
+      if (sources > 1) throw new KeynodeError('ERR_USAGE', 'use one of --file, --edit and --generate');
+      if (!options.generate && (options.length || options.charset || options.words)) {
+        throw new KeynodeError('ERR_USAGE', '--length, --charset and --words go with --generate');
+      }
+      let value: Buffer | undefined;
+      if (options.file !== undefined) {
+        try {
+          value = fs.readFileSync(options.file);
+        } catch (error) {
+          throw fromSystemError(error, `reading ${options.file}`);
+        }
+      } else if (options.generate) {
+        const { generateSecret } = await import('../../../vaults/generateSecret.js');
+        value = Buffer.from(
+          generateSecret({
+            length: options.length === undefined ? undefined : parseInteger(options.length, '--length'),
+            charset: options.charset,
+            words: options.words === undefined ? undefined : parseInteger(options.words, '--words'),
+          }),
+        );
+      } else if (!options.edit) {
+        value = process.stdin.isTTY && canPrompt() ? Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`)) : await readStdin();
+      }
+      const result = await withNode(global, async (node) => {
+        const vault = await node.vaults.openVault(vaultName);
+        if (options.edit) {
+          const { editInEditor } = await import('../../editor.js');
+          const current = (await vault.exists(path)) ? await vault.readSecret(path) : undefined;
+          value = editInEditor(current);
+        }
+        return vault.writeSecret(path, value!, { message: options.message });
+      });
+      emit(global, { vault: vaultName, path, bytes: value!.length, ...result }, result.changed ? `Saved ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})` : `${vaultName}:${path} unchanged`);
+    });
+}

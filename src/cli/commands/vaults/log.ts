@@ -1,0 +1,17 @@
+import type { Command } from 'commander';
+import { globalOptions, parseInteger, withNode } from '../../context.js';
+import { emit } from '../../output.js';
+
+export function register(vaults: Command): void {
+  vaults
+    .command('log <name>')
+    .description('show the history of a vault, newest first')
+    .option('--path <path>', 'only commits that changed this secret or directory')
+    .option('-n, --limit <n>', 'at most N commits')
+    .action(async (name: string, options: { path?: string; limit?: string }, command: Command) => {
+      const global = globalOptions(command);
+      const limit = options.limit === undefined ? undefined : parseInteger(options.limit, '--limit');
+      const commits = await withNode(global, async (node) => (await node.vaults.openVault(name)).log({ path: options.path, limit }));
+      emit(global, { vault: name, commits }, () => commits.map((c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`).join('\n'));
+    });
+}

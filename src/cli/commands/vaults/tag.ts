@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { globalOptions, withNode } from '../../context.js';
+import { emit } from '../../output.js';
+
+export function register(vaults: Command): void {
+  vaults
+    .command('tag <name> <tag>')
+    .description('add a tag to a vault')
+    .action(async (name: string, tag: string, _options: unknown, command: Command) => {
+      const global = globalOptions(command);
+      const summary = await withNode(global, async (node) => node.vaults.tagVault(name, tag));
+      emit(global, summary, `${name}: ${summary.tags.join(', ')}`);
+    });
+  vaults
+    .command('untag <name> <tag>')
+    .description('remove a tag from a vault')
+    .action(async (name: string, tag: string, _options: unknown, command: Command) => {
+      const global = globalOptions(command);
+      const summary = await withNode(global, async (node) => node.vaults.untagVault(name, tag));
+      emit(global, summary, `${name}: ${summary.tags.length ? summary.tags.join(', ') : '(no tags)'}`);
+    });
+}

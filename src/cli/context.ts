@@ -1,0 +1,91 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { KeynodeError, fromSystemError } from '../errors.js';
+import type { KeynodeNode } from '../node/KeynodeNode.js';
+import { resolveNodePath } from '../node/nodePath.js';
+import type { Argon2idParams } from '../crypto/kdf.js';
+import { canPrompt, promptLine, promptNewSecret } from './prompt.js';
+import type { OutputOptions } from './output.js';
+
+/** Options every command accepts (defined once on the program). */
+export interface GlobalOptions extends OutputOptions {
+  nodePath?: string;
+  passwordFile?: string;
+  lockTimeout?: string;
+}
+
+export function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+export function nodePathOf(options: GlobalOptions): string {
+  return resolveNodePath(options.nodePath);
+}
+
+/** Read a secret from a file: exact bytes, less one trailing newline (as editors add it). */
+export function readSecretFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw fromSystemError(error, `reading the ${what} file ${file}`);
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/**
+ * The node password: --password-file, else KEYNODE_PASSWORD, else a hidden prompt on the
+ * terminal (asked twice when `confirm`). Explicit sources win so scripts never block on a prompt.
+ */
+export async function readPassword(options: GlobalOptions, purpose: { confirm?: boolean; label?: string } = {}): Promise<string> {
+  if (options.passwordFile) return readSecretFile(options.passwordFile, 'password');
+  const fromEnv = process.env.KEYNODE_PASSWORD;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (canPrompt()) {
+    const label = purpose.label ?? 'Node password';
+    return purpose.confirm ? promptNewSecret(label) : promptLine(`${label}: `, { hidden: true });
+  }
+  throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'a password is needed: use --password-file FILE or KEYNODE_PASSWORD, or run in a terminal');
+}
+
+export function lockWaitOf(options: GlobalOptions): number | undefined {
+  if (options.lockTimeout === undefined) return undefined;
+  const ms = Number(options.lockTimeout);
+  if (!Number.isFinite(ms) || ms < 0) throw new KeynodeError('ERR_USAGE', '--lock-timeout must be a number of milliseconds');
+  return ms;
+}
+
+/** Open the node in this process (unlock, lock it), run `work`, close it whatever happens. */
+export async function withNode<T>(options: GlobalOptions, work: (node: KeynodeNode) => Promise<T>): Promise<T> {
+  const { KeynodeNode } = await import('../node/KeynodeNode.js');
+  const nodePath = nodePathOf(options);
+  const { keyFileExists } = await import('../keys/KeyFile.js');
+  if (!keyFileExists(nodePath)) {
+    throw new KeynodeError('ERR_NODE_NOT_FOUND', `no keynode node at ${nodePath} (run "keynode init" or pass --node-path)`, { nodePath });
+  }
+  const node = await KeynodeNode.open({ nodePath, password: await readPassword(options), lockWaitMs: lockWaitOf(options) });
+  try {
+    return await work(node);
+  } finally {
+    node.close();
+  }
+}
+
+/** argon2id options accepted by init, recover and password. */
+export function kdfOptionsOf(options: { kdfMemory?: string; kdfIterations?: string }): Partial<Argon2idParams> {
+  const kdf: Partial<Argon2idParams> = {};
+  if (options.kdfMemory !== undefined) kdf.memoryKib = parseInteger(options.kdfMemory, '--kdf-memory');
+  if (options.kdfIterations !== undefined) kdf.iterations = parseInteger(options.kdfIterations, '--kdf-iterations');
+  return kdf;
+}
+
+export function parseInteger(value: string, flag: string): number {
+  if (!/^\d+$/.test(value)) throw new KeynodeError('ERR_USAGE', `${flag} takes a whole number, got "${value}"`);
+  return Number(value);
+}
+
+export function addKdfOptions(command: Command): Command {
+  return command
+    .option('--kdf-memory <KiB>', 'argon2id memory in KiB (default 65536)')
+    .option('--kdf-iterations <n>', 'argon2id iterations (default 3)');
+}

@@ -1,0 +1,37 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach } from 'vitest';
+import { KeynodeNode } from '../../src/node/KeynodeNode.js';
+
+/** Low argon2id cost for tests only (the defaults are exercised by the benchmark). */
+export const TEST_KDF = { memoryKib: 8192, iterations: 1 };
+export const TEST_PASSWORD = 'correct horse battery staple';
+
+const created: string[] = [];
+afterEach(() => {
+  while (created.length) fs.rmSync(created.pop()!, { recursive: true, force: true });
+});
+
+/** A fresh directory removed after the test. */
+export function tempDir(prefix = 'keynode-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(dir);
+  return dir;
+}
+
+export async function createTestNode(nodePath = path.join(tempDir(), 'node')) {
+  const { node, recoveryPhrase } = await KeynodeNode.create({ nodePath, password: TEST_PASSWORD, kdf: TEST_KDF });
+  return { node, nodePath, recoveryPhrase };
+}
+
+/** Every regular file under a directory, recursively. */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(full));
+    else if (entry.isFile()) out.push(full);
+  }
+  return out;
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { isKeynodeError } from '../../src/errors.js';
+import { KeynodeNode } from '../../src/node/KeynodeNode.js';
+import { createTestNode, TEST_PASSWORD } from '../helpers/index.js';
+
+describe('VaultManager', () => {
+  it('creates, lists, renames, tags and deletes vaults, persistently', async () => {
+    const { node, nodePath } = await createTestNode();
+    await node.vaults.createVault('prod');
+    await node.vaults.createVault('dev');
+    await expect(node.vaults.createVault('prod')).rejects.toMatchObject({ code: 'ERR_VAULT_EXISTS' });
+    await expect(node.vaults.createVault('bad/name')).rejects.toMatchObject({ code: 'ERR_INVALID_NAME' });
+    await node.vaults.tagVault('prod', 'production');
+    await node.vaults.tagVault('dev', 'team-a');
+    await node.vaults.tagVault('prod', 'team-a');
+    expect(node.vaults.listVaults().map((v) => v.name)).toEqual(['dev', 'prod']);
+    expect(node.vaults.listVaults({ tag: 'production' }).map((v) => v.name)).toEqual(['prod']);
+    await node.vaults.untagVault('prod', 'production');
+    await expect(node.vaults.untagVault('prod', 'production')).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    const prod = await node.vaults.openVault('prod');
+    await prod.writeSecret('k', Buffer.from('v'));
+    await node.vaults.renameVault('prod', 'production');
+    await expect(node.vaults.renameVault('dev', 'production')).rejects.toMatchObject({ code: 'ERR_VAULT_EXISTS' });
+    expect(prod.name).toBe('production');
+    node.close();
+
+    const again = await KeynodeNode.open({ nodePath, password: TEST_PASSWORD });
+    expect(again.vaults.listVaults()).toMatchObject([
+      { name: 'dev', tags: ['team-a'] },
+      { name: 'production', tags: ['team-a'] },
+    ]);
+    expect((await (await again.vaults.openVault('production')).readSecret('k')).toString()).toBe('v');
+    await expect(again.vaults.openVault('prod')).rejects.toMatchObject({ code: 'ERR_VAULT_NOT_FOUND' });
+    await again.vaults.deleteVault('production');
+    expect(again.vaults.listVaults().map((v) => v.name)).toEqual(['dev']);
+    await again.vaults.createVault('production');
+    const reborn = await again.vaults.openVault('production');
+    expect(await reborn.list()).toEqual([]);
+    again.close();
+  });
+
+  it('deleting a vault drops its records from the store', async () => {
+    const { node } = await createTestNode();
+    const before = node.status();
+    const vault = await node.vaults.createVault('tmp');
+    for (let i = 0; i < 20; i++) await vault.writeSecret(`s${i}`, Buffer.from(`value ${i}`));
+    await node.vaults.deleteVault('tmp');
+    const storeRecords = (node as unknown as { store: { recordCount: number } }).store.recordCount;
+    expect(storeRecords).toBe(2); // node info and the vault registry
+    expect(node.status().vaultCount).toBe(before.vaultCount);
+    expect(isKeynodeError(await node.vaults.openVault('tmp').catch((e: unknown) => e), 'ERR_VAULT_NOT_FOUND')).toBe(true);
+    node.close();
+  });
+});
