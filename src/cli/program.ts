@@ -28,7 +28,7 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 export function buildProgram(): Command {
   const program = new Command('keynode')
     .description('self-hosted, decentralised secret manager')
-    .version(version)
+    .version(version, '-V', 'print the keynode version (also: keynode --version)')
     .option('--node-path <dir>', 'the node directory (else KEYNODE_PATH, $XDG_DATA_HOME/keynode, ~/.local/share/keynode)')
     .option('--password-file <file>', 'read the node password from FILE (else KEYNODE_PASSWORD, else a prompt)')
     .option('--lock-timeout <ms>', 'how long to wait for another process using the node (default 5000)')
@@ -61,6 +61,11 @@ export function buildProgram(): Command {
 
 /** Run the CLI; resolves to the process exit code. */
 export async function run(argv: string[]): Promise<number> {
+  // `--version` belongs to `secrets get` (a past version), so the root answers it only alone.
+  if (argv.length === 3 && argv[2] === '--version') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
   const program = buildProgram();
   const json = argv.includes('--json');
   try {

@@ -62,7 +62,7 @@ describe('LogStore', () => {
       fc.property(fc.array(fc.tuple(fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 2048 })), { minLength: 1, maxLength: 8 }), (pairs) => {
         store.write(pairs.map(([name, value]) => ({ keyspace, name, value })));
         for (const [name, value] of pairs) expected.set(name, Buffer.from(value));
-        for (const [name, value] of pairs) expect(store.get(keyspace, name)?.equals(expected.get(name)!)).toBe(true);
+        for (const [name] of pairs) expect(store.get(keyspace, name)?.equals(expected.get(name)!)).toBe(true);
       }),
       { numRuns: 100 },
     );

@@ -1,0 +1,72 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { tempDir, TEST_PASSWORD } from './index.js';
+
+export const CLI = path.resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+if (!fs.existsSync(CLI)) throw new Error(`build first (npm run build): ${CLI} is missing`);
+
+export interface CliResult {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+  /** stdout as UTF-8. */
+  out: string;
+  json: () => any;
+}
+
+export interface CliOptions {
+  input?: string | Buffer;
+  env?: Record<string, string | undefined>;
+}
+
+/** A sandbox for CLI runs: its own node path, home and runtime dir; no prompts. */
+export function cliSandbox() {
+  const root = tempDir('keynode-e2e-');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: path.join(root, 'home'),
+    KEYNODE_PATH: path.join(root, 'node'),
+    KEYNODE_PASSWORD: TEST_PASSWORD,
+    KEYNODE_NO_PROMPT: '1',
+    XDG_RUNTIME_DIR: path.join(root, 'run'),
+  };
+  fs.mkdirSync(env.HOME!, { recursive: true });
+  fs.mkdirSync(env.XDG_RUNTIME_DIR!, { recursive: true, mode: 0o700 });
+  const run = (args: string[], options: CliOptions = {}): CliResult => {
+    const result = spawnSync(process.execPath, [CLI, ...args], {
+      input: options.input ?? '',
+      env: Object.fromEntries(Object.entries({ ...env, ...options.env }).filter(([, v]) => v !== undefined)),
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const stdout = result.stdout;
+    return {
+      code: result.status ?? -1,
+      stdout,
+      stderr: result.stderr.toString(),
+      out: stdout.toString('utf8'),
+      json: () => JSON.parse(stdout.toString('utf8')),
+    };
+  };
+  /** Run and expect success; returns the result. */
+  const ok = (args: string[], options: CliOptions = {}): CliResult => {
+    const result = run(args, options);
+    expect(result.code, `keynode ${args.join(' ')}\n${result.stderr}`).toBe(0);
+    return result;
+  };
+  /** Create the node with test KDF parameters. */
+  const init = () => ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1', '--json']).json() as { nodeId: string; recoveryPhrase: string; nodePath: string };
+  return { root, env, run, ok, init, nodePath: env.KEYNODE_PATH! };
+}
+
+/** Start a long-running process that holds the node open; resolves once it holds the lock. */
+export function holdNode(nodePath: string) {
+  const script = `import { KeynodeNode } from ${JSON.stringify(path.resolve(import.meta.dirname, '../../dist/index.js'))};
+    await KeynodeNode.open({ nodePath: ${JSON.stringify(nodePath)}, password: ${JSON.stringify(TEST_PASSWORD)} });
+    process.stdout.write('READY\\n'); setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
+  return { child, ready };
+}
