@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { randomBytes } from './random.js';
+import { randomNonce } from './random.js';
 
 /**
  * AES-256-GCM with a random 96-bit nonce per message.
@@ -19,7 +19,7 @@ export function aeadKey(raw: Uint8Array): AeadKey {
 }
 
 export function seal(key: AeadKey, plaintext: Uint8Array, associatedData?: Uint8Array): Buffer {
-  const nonce = randomBytes(AEAD_NONCE_BYTES);
+  const nonce = randomNonce(AEAD_NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   if (associatedData) cipher.setAAD(associatedData);
   const body = cipher.update(plaintext);

@@ -1,3 +1,4 @@
+import { deflateSync } from 'node:zlib';
 import { KeynodeError } from '../errors.js';
 import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
@@ -5,7 +6,10 @@ import type { Keyspace } from '../storage/Keyspace.js';
 /**
  * The file system isomorphic-git sees for one vault. Only loose objects exist:
  * `GITDIR/objects/ab/cdef…` maps to the record "obj/abcdef…" in the vault's keyspace, so object
- * ids and contents reach disk only as HMAC ids and ciphertext. Writes are buffered in
+ * ids and contents reach disk only as HMAC ids and ciphertext. Records hold the wrapped object
+ * ("type size\0content", not deflated); isomorphic-git reads loose objects deflated, so
+ * readFile deflates on demand (tree and commit parses, pack export: none on the hot path).
+ * Writes are buffered in
  * `pending` until the vault commits them, with its head update, as one store batch.
  * Refs are not files here: the vault keeps its head in its own record.
  */
@@ -40,7 +44,7 @@ export class EncryptedGitFs {
     private readonly keyspace: Keyspace,
   ) {}
 
-  /** Raw (deflated) object bytes, from the pending batch or the store. */
+  /** Wrapped object bytes, from the pending batch or the store. */
   readObject(name: string): Uint8Array | undefined {
     return this.pending.get(name) ?? this.store.get(this.keyspace, name);
   }
@@ -49,10 +53,10 @@ export class EncryptedGitFs {
     return this.pending.has(name) || this.store.has(this.keyspace, name);
   }
 
-  /** Buffer a (deflated) object for the next batch; objects already stored are skipped. */
-  putObject(oid: string, deflated: Uint8Array): void {
+  /** Buffer a wrapped object for the next batch; objects already stored are skipped. */
+  putObject(oid: string, wrapped: Uint8Array): void {
     const name = `obj/${oid}`;
-    if (!this.hasObject(name)) this.pending.set(name, deflated);
+    if (!this.hasObject(name)) this.pending.set(name, wrapped);
   }
 
   /** Hand the buffered object writes to the caller's batch and start a new buffer. */
@@ -74,12 +78,11 @@ export class EncryptedGitFs {
       const bytes = name === null ? undefined : this.readObject(name);
       if (bytes === undefined) throw notFound(String(path));
       const encoding = typeof options === 'string' ? options : options?.encoding;
-      return encoding === 'utf8' ? Buffer.from(bytes).toString('utf8') : bytes;
+      const deflated = deflateSync(bytes, { level: 1 });
+      return encoding === 'utf8' ? deflated.toString('utf8') : deflated;
     },
-    writeFile: async (path: string, data: Uint8Array | string): Promise<void> => {
-      const name = objectName(path);
-      if (name === null) throw new KeynodeError('ERR_INTERNAL', 'git tried to write outside the object store');
-      this.pending.set(name, typeof data === 'string' ? Buffer.from(data) : data);
+    writeFile: async (path: string): Promise<void> => {
+      throw new KeynodeError('ERR_INTERNAL', `git tried to write ${String(path)}: vault objects are written by Vault only`);
     },
     stat: async (path: string) => {
       const name = objectName(path);

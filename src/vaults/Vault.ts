@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { inflateSync } from 'node:zlib';
 import git from 'isomorphic-git';
 import { KeynodeError, isKeynodeError } from '../errors.js';
 import { COMMIT_PREFIX_MIN_CHARS } from '../constants.js';
@@ -142,14 +141,9 @@ export class Vault {
 
   /** Raw object bytes; a missing object that a tree or commit refers to is damage. */
   private readRawObject(oid: string): { type: string; content: Buffer } {
-    const deflated = this.gitFs.readObject(`obj/${oid}`);
-    if (!deflated) throw new KeynodeError('ERR_INTEGRITY', `object missing from vault "${this.vaultName}"`);
-    let wrapped: Buffer;
-    try {
-      wrapped = inflateSync(deflated);
-    } catch {
-      throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
-    }
+    const stored = this.gitFs.readObject(`obj/${oid}`);
+    if (!stored) throw new KeynodeError('ERR_INTEGRITY', `object missing from vault "${this.vaultName}"`);
+    const wrapped = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
     if (createHash('sha1').update(wrapped).digest('hex') !== oid) {
       throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
     }
@@ -344,7 +338,7 @@ export class Vault {
 
   private writeCommitObject(tree: string, parents: string[], message: string): string {
     const encoded = encodeCommit({ tree, parents, author: { ...this.author, timestamp: Math.floor(Date.now() / 1000) }, message });
-    this.gitFs.putObject(encoded.oid, encoded.deflated);
+    this.gitFs.putObject(encoded.oid, encoded.wrapped);
     return encoded.oid;
   }
 
@@ -371,7 +365,7 @@ export class Vault {
 
   private writeTreeObject = (entries: Tree): string => {
     const encoded = encodeTree(entries);
-    this.gitFs.putObject(encoded.oid, encoded.deflated);
+    this.gitFs.putObject(encoded.oid, encoded.wrapped);
     return encoded.oid;
   };
 
@@ -385,7 +379,7 @@ export class Vault {
           throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${path} is a directory`, { vault: this.vaultName, path });
         }
         const encoded = encodeBlob(edit.value);
-        this.gitFs.putObject(encoded.oid, encoded.deflated);
+        this.gitFs.putObject(encoded.oid, encoded.wrapped);
         const oid = encoded.oid;
         await draft.set(path, { mode: BLOB_MODE, type: 'blob', oid });
       } else if ('delete' in edit) {

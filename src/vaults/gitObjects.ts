@@ -1,18 +1,19 @@
 import { createHash } from 'node:crypto';
-import { deflateSync } from 'node:zlib';
 import type { TreeEntry } from './trees.js';
 
 /**
  * Git object encoding for the write path. isomorphic-git's writeBlob/writeTree/writeCommit
  * produce the same bytes but go through WebCrypto and CompressionStream in Node, which costs
- * more than the rest of a commit; here hashing and deflating are synchronous node:crypto and
- * zlib calls. Every encoder is checked against isomorphic-git's output (tests/vaults/gitObjects)
- * and against the git binary (git fsck on an exported bundle).
+ * more than the rest of a commit; here hashing is one synchronous node:crypto call. Objects
+ * are kept un-deflated ("type size\0content"): the store encrypts them anyway, and zlib would
+ * cost more than the rest of a write (EncryptedGitFs deflates on demand for isomorphic-git).
+ * Every encoder is checked against isomorphic-git's output (tests/vaults/gitObjects) and
+ * against the git binary (git fsck on an exported bundle).
  */
 export interface EncodedObject {
   oid: string;
-  /** zlib-deflated "type size\0content": a loose object as git stores it. */
-  deflated: Buffer;
+  /** "type size\0content": the bytes whose SHA-1 is the object id. */
+  wrapped: Buffer;
 }
 
 export interface CommitFields {
@@ -24,7 +25,7 @@ export interface CommitFields {
 
 function encode(type: 'blob' | 'tree' | 'commit', content: Uint8Array): EncodedObject {
   const wrapped = Buffer.concat([Buffer.from(`${type} ${content.length}\0`, 'ascii'), content]);
-  return { oid: createHash('sha1').update(wrapped).digest('hex'), deflated: deflateSync(wrapped, { level: 1 }) };
+  return { oid: createHash('sha1').update(wrapped).digest('hex'), wrapped };
 }
 
 export function encodeBlob(content: Uint8Array): EncodedObject {

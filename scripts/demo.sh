@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# npm run demo: keynode's local job end to end, on a throwaway node, with the built CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo=$(mktemp -d -t keynode-demo-XXXXXX)
+trap 'rm -rf "$demo"' EXIT
+export KEYNODE_PATH="$demo/node"
+# Scripts give the password by file or environment; a person at a terminal is prompted instead.
+printf 'demo password, not a real one\n' >"$demo/password"
+chmod 600 "$demo/password"
+keynode() { node dist/cli/main.js --password-file "$demo/password" "$@"; }
+step() { printf '\n\033[1m$ keynode %s\033[0m\n' "$*"; }
+run() { step "$@"; keynode "$@"; }
+
+run init
+run vaults create prod
+step "secrets set prod:db/password   (value on stdin)"
+printf 'hunter2' | keynode secrets set prod:db/password
+run secrets set prod:api/stripe-key --generate --length 40
+run secrets set prod:tls/key.pem --file /etc/hostname
+run secrets get prod:db/password; echo
+step "secrets set prod:db/password -m 'rotate db password'"
+printf 'correct-horse-battery-staple' | keynode secrets set prod:db/password -m 'rotate db password'
+run secrets ls prod --tree
+run vaults log prod
+first=$(keynode vaults log prod --path db/password --json | node -e 'const j=JSON.parse(require("fs").readFileSync(0,"utf8")); console.log(j.commits.at(-1).commit)')
+run secrets get prod:db/password --version "${first:0:8}"; echo
+run vaults diff prod HEAD~1 HEAD
+run secrets mv prod:tls prod:certs
+run vaults revert prod HEAD~1
+run secrets ls prod
+run vaults tag prod production
+run vaults list --json
+run status
+
+step "vaults export prod --git-bundle prod.bundle --yes   (plaintext: for git, not for storage)"
+keynode vaults export prod --git-bundle "$demo/prod.bundle" --yes
+git clone -q "$demo/prod.bundle" "$demo/clone" && printf 'git clone: %s\n' "$(cd "$demo/clone" && git log --oneline | wc -l) commits, db/password = $(cat "$demo/clone/db/password")"
+
+step "secrets get prod:db/password   (wrong password)"
+set +e
+KEYNODE_PASSWORD=wrong node dist/cli/main.js secrets get prod:db/password
+echo "exit code $?"
+set -e
+
+step "nothing under the node path is plaintext:"
+if grep -rqa -e hunter2 -e 'db/password' -e prod "$KEYNODE_PATH"; then echo 'FOUND PLAINTEXT'; exit 1; else ls -la "$KEYNODE_PATH"; echo 'no secret, name or vault name found in any file'; fi

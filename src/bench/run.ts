@@ -1,0 +1,199 @@
+/**
+ * `npm run bench`: keynode's figures, measured here and printed (never asserted).
+ *
+ *   1. Library API: durable secret write (one commit) and read, medians, in a vault of 1,000,
+ *      10,000 and 100,000 secrets; the growth of the write cost from 1,000 to 100,000.
+ *   2. Unlock with the default argon2id and open a 10,000-secret vault.
+ *   3. The same 1,000 inserts and 1,000 reads through Debian's `pass` (installed if missing,
+ *      with a throwaway GnuPG home and key), and the keynode/pass ratios.
+ *
+ * Options: --quick (skip 100,000 and pass), --pass-count N (default 1000).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KeynodeNode } from '../node/KeynodeNode.js';
+import type { Vault } from '../vaults/Vault.js';
+
+const args = process.argv.slice(2);
+const QUICK = args.includes('--quick');
+const PASS_COUNT = Number(args[args.indexOf('--pass-count') + 1] ?? 0) || 1000;
+const PASSWORD = 'bench password';
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keynode-bench-'));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+const ms = (value: number) => `${value.toFixed(3)} ms`;
+
+/** Balanced layout: 100 secrets per directory, 100 directories per group. */
+const pathOf = (i: number) => `group${Math.floor(i / 10_000)}/dir${Math.floor(i / 100) % 100}/secret${i}`;
+const valueOf = () => Buffer.from(crypto.randomBytes(24).toString('base64'));
+
+async function fill(vault: Vault, from: number, to: number): Promise<void> {
+  for (let start = from; start < to; start += 10_000) {
+    const end = Math.min(to, start + 10_000);
+    await vault.writeSecrets(Array.from({ length: end - start }, (_, k) => ({ path: pathOf(start + k), value: valueOf() })));
+  }
+}
+
+async function measure(vault: Vault, size: number, writes = 1000, reads = 5000): Promise<{ write: number; writeP90: number; read: number }> {
+  for (let k = 0; k < 200; k++) await vault.writeSecret(pathOf(crypto.randomInt(size)), valueOf()); // warm-up, not timed
+  const writeTimes: number[] = [];
+  for (let k = 0; k < writes; k++) {
+    const target = pathOf(crypto.randomInt(size));
+    const value = valueOf();
+    const t0 = performance.now();
+    await vault.writeSecret(target, value);
+    writeTimes.push(performance.now() - t0);
+  }
+  const readTimes: number[] = [];
+  for (let k = 0; k < reads; k++) {
+    const target = pathOf(crypto.randomInt(size));
+    const t0 = performance.now();
+    await vault.readSecret(target);
+    readTimes.push(performance.now() - t0);
+  }
+  return { write: median(writeTimes), writeP90: percentile(writeTimes, 0.9), read: median(readTimes) };
+}
+
+async function libraryFigures(): Promise<{ write10k: number; read10k: number; nodePath: string }> {
+  console.log('\n== 1. Library API: durable write (one commit, fsynced) and read, by vault size ==');
+  console.log('   layout: 100 secrets per directory (groupG/dirD/secretN); values 32 bytes; after 200 warm-up writes, 1,000 timed writes and 5,000 reads at random paths');
+  const nodePath = path.join(root, 'node');
+  const { node } = await KeynodeNode.create({ nodePath, password: PASSWORD });
+  const vault = await node.vaults.createVault('bench');
+  const sizes = QUICK ? [1_000, 10_000] : [1_000, 10_000, 100_000];
+  const results = new Map<number, Awaited<ReturnType<typeof measure>>>();
+  let filled = 0;
+  for (const size of sizes) {
+    const t0 = performance.now();
+    await fill(vault, filled, size);
+    filled = size;
+    const fillSeconds = (performance.now() - t0) / 1000;
+    const result = await measure(vault, size);
+    results.set(size, result);
+    console.log(
+      `   ${String(size).padStart(7)} secrets: write median ${ms(result.write)} (p90 ${ms(result.writeP90)}), read median ${ms(result.read)}  [bulk load ${fillSeconds.toFixed(1)} s, store ${(node.status().storeBytes / 1e6).toFixed(1)} MB]`,
+    );
+  }
+  const first = results.get(sizes[0]!)!;
+  const last = results.get(sizes[sizes.length - 1]!)!;
+  console.log(`   write growth ${sizes[0]} -> ${sizes[sizes.length - 1]} secrets: ${(last.write / first.write).toFixed(2)}x (target <= 1.5x)`);
+  const tenK = results.get(10_000)!;
+  console.log(`   at 10,000 secrets: write ${ms(tenK.write)} (target <= 3 ms), read ${ms(tenK.read)} (target <= 0.3 ms)`);
+
+  // For contrast: every secret in ONE directory makes each commit rewrite that whole tree.
+  const flat = await node.vaults.createVault('flat');
+  await flat.writeSecrets(Array.from({ length: 10_000 }, (_, i) => ({ path: `all/secret${i}`, value: valueOf() })));
+  const flatTimes: number[] = [];
+  for (let k = 0; k < 200; k++) {
+    const t0 = performance.now();
+    await flat.writeSecret(`all/secret${crypto.randomInt(10_000)}`, valueOf());
+    flatTimes.push(performance.now() - t0);
+  }
+  console.log(`   (contrast) 10,000 secrets in one flat directory: write median ${ms(median(flatTimes))}: a commit rewrites the directory's tree`);
+  node.close();
+  return { write10k: tenK.write, read10k: tenK.read, nodePath };
+}
+
+async function unlockFigures(nodePath: string): Promise<void> {
+  console.log('\n== 2. Unlock (default argon2id: 64 MiB, t=3) and open a vault ==');
+  const times: number[] = [];
+  for (let k = 0; k < 5; k++) {
+    const t0 = performance.now();
+    const node = await KeynodeNode.open({ nodePath, password: PASSWORD });
+    const vault = await node.vaults.openVault('bench');
+    await vault.readSecret(pathOf(0));
+    times.push(performance.now() - t0);
+    node.close();
+  }
+  console.log(`   unlock + open store (${QUICK ? '10,000' : '100,000'}+ secrets) + open vault + first read: median ${ms(median(times))} (target <= 1 s)`);
+}
+
+function ensurePass(): boolean {
+  if (spawnSync('pass', ['version'], { stdio: 'ignore' }).status === 0) return true;
+  console.log('   installing Debian pass (apt-get install -y pass) ...');
+  const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  const install = spawnSync('apt-get', ['install', '-y', '-qq', 'pass'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return update.status === 0 && install.status === 0 && spawnSync('pass', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+async function passFigures(): Promise<void> {
+  console.log(`\n== 3. keynode vs pass: the same ${PASS_COUNT} inserts and ${PASS_COUNT} reads ==`);
+  if (!ensurePass()) {
+    console.log('   pass is not installed and could not be installed here; skipped');
+    return;
+  }
+  const gnupgHome = fs.mkdtempSync(path.join(root, 'gnupg-'));
+  fs.chmodSync(gnupgHome, 0o700);
+  const env = { ...process.env, GNUPGHOME: gnupgHome, PASSWORD_STORE_DIR: path.join(root, 'password-store') };
+  execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode bench <bench@keynode.invalid>', 'default', 'default', 'never'], { env, stdio: 'ignore' });
+  execFileSync('pass', ['init', 'bench@keynode.invalid'], { env, stdio: 'ignore' });
+  const names = Array.from({ length: PASS_COUNT }, (_, i) => `bench/dir${Math.floor(i / 100)}/secret${i}`);
+  const values = names.map(() => crypto.randomBytes(24).toString('base64'));
+  const passInsert: number[] = [];
+  names.forEach((name, i) => {
+    const t0 = performance.now();
+    execFileSync('pass', ['insert', '-m', '-f', name], { env, input: values[i], stdio: ['pipe', 'ignore', 'ignore'] });
+    passInsert.push(performance.now() - t0);
+  });
+  const passShow: number[] = [];
+  names.forEach((name, i) => {
+    const t0 = performance.now();
+    const out = execFileSync('pass', ['show', name], { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    passShow.push(performance.now() - t0);
+    if (out.trimEnd() !== values[i]) throw new Error(`pass returned a wrong value for ${name}`);
+  });
+
+  const { node } = await KeynodeNode.create({ nodePath: path.join(root, 'vs-pass'), password: PASSWORD });
+  const vault = await node.vaults.createVault('bench');
+  const knInsert: number[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const t0 = performance.now();
+    await vault.writeSecret(names[i]!, Buffer.from(values[i]!));
+    knInsert.push(performance.now() - t0);
+  }
+  const knShow: number[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const t0 = performance.now();
+    const value = await vault.readSecret(names[i]!);
+    knShow.push(performance.now() - t0);
+    if (value.toString() !== values[i]) throw new Error(`keynode returned a wrong value for ${names[i]}`);
+  }
+  node.close();
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / 1000;
+  console.log(`   pass insert: median ${ms(median(passInsert))}, total ${sum(passInsert).toFixed(1)} s   (a process per op: bash + gpg)`);
+  console.log(`   pass show:   median ${ms(median(passShow))}, total ${sum(passShow).toFixed(1)} s`);
+  console.log(`   keynode library write (durable commit): median ${ms(median(knInsert))}, total ${sum(knInsert).toFixed(2)} s`);
+  console.log(`   keynode library read:                  median ${ms(median(knShow))}, total ${sum(knShow).toFixed(2)} s`);
+  console.log(`   ratio keynode/pass: insert ${(median(knInsert) / median(passInsert)).toFixed(4)}, read ${(median(knShow) / median(passShow)).toFixed(4)}`);
+
+  // The CLI without an agent unlocks (argon2id) on every call; the agent (next issue) removes that.
+  const cliEnv: NodeJS.ProcessEnv = { ...process.env, KEYNODE_PATH: path.join(root, 'vs-pass'), KEYNODE_PASSWORD: PASSWORD };
+  delete cliEnv.NODE_EXTRA_CA_CERTS;
+  const cli = path.resolve(import.meta.dirname, '../cli/main.js');
+  const cliGet: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    execFileSync(process.execPath, [cli, 'secrets', 'get', `bench:${names[i]!}`], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
+    cliGet.push(performance.now() - t0);
+  }
+  console.log(`   keynode CLI get without an agent (20 runs, NODE_EXTRA_CA_CERTS unset, default argon2id unlock each time): median ${ms(median(cliGet))}; ratio to pass show ${(median(cliGet) / median(passShow)).toFixed(2)}`);
+}
+
+try {
+  console.log(`keynode bench, node ${process.version}, ${os.cpus().length} cores, ${new Date().toISOString()}`);
+  const { nodePath } = await libraryFigures();
+  await unlockFigures(nodePath);
+  if (!QUICK) await passFigures();
+} finally {
+  fs.rmSync(root, { recursive: true, force: true });
+}
