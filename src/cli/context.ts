@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { KeynodeError, fromSystemError } from '../errors.js';
-import type { KeynodeNode } from '../node/KeynodeNode.js';
+import type { KeynodeClient } from '../client/KeynodeClient.js';
 import { resolveNodePath } from '../node/nodePath.js';
 import type { Argon2idParams } from '../crypto/kdf.js';
 import { canPrompt, promptLine, promptNewSecret } from './prompt.js';
@@ -55,20 +55,23 @@ export function lockWaitOf(options: GlobalOptions): number | undefined {
   return ms;
 }
 
-/** Open the node in this process (unlock, lock it), run `work`, close it whatever happens. */
-export async function withNode<T>(options: GlobalOptions, work: (node: KeynodeNode) => Promise<T>): Promise<T> {
-  const { KeynodeNode } = await import('../node/KeynodeNode.js');
-  const nodePath = nodePathOf(options);
-  const { keyFileExists } = await import('../keys/KeyFile.js');
-  if (!keyFileExists(nodePath)) {
-    throw new KeynodeError('ERR_NODE_NOT_FOUND', `no keynode node at ${nodePath} (run "keynode init" or pass --node-path)`, { nodePath });
-  }
-  const node = await KeynodeNode.open({ nodePath, password: await readPassword(options), lockWaitMs: lockWaitOf(options) });
+/**
+ * Reach the node (through its agent when one runs, else in this process), run `work`, and
+ * close the connection or the node whatever happens. The password is read only if needed.
+ */
+export async function withClient<T>(options: GlobalOptions, work: (client: KeynodeClient) => Promise<T>): Promise<T> {
+  const { connectClient } = await import('../client/KeynodeClient.js');
+  const client = await connectClient({ nodePath: nodePathOf(options), password: () => readPassword(options), lockWaitMs: lockWaitOf(options) });
   try {
-    return await work(node);
+    return await work(client);
   } finally {
-    node.close();
+    client.close();
   }
+}
+
+/** Decode a base64 value from the API. */
+export function fromBase64(value: string): Buffer {
+  return Buffer.from(value, 'base64');
 }
 
 /** argon2id options accepted by init, recover and password. */

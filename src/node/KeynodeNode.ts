@@ -49,6 +49,8 @@ export interface OpenNodeOptions {
   password: Password;
   /** How long to wait for another process to release the node (default 5 s). */
   lockWaitMs?: number;
+  /** A lock the caller already holds (an agent keeps it while locked); it is not released on failure. */
+  heldLock?: NodeLock;
 }
 
 export interface CreateNodeOptions {
@@ -148,7 +150,7 @@ export class KeynodeNode {
     } finally {
       password.fill(0);
     }
-    const lock = await NodeLock.acquire(nodePath, { waitMs: options.lockWaitMs });
+    const lock = options.heldLock ?? (await NodeLock.acquire(nodePath, { waitMs: options.lockWaitMs }));
     try {
       const keys = new NodeKeys(master);
       master.fill(0);
@@ -160,7 +162,7 @@ export class KeynodeNode {
       }
       return new KeynodeNode(nodePath, keys, store, lock, JSON.parse(raw.toString('utf8')) as NodeInfo);
     } catch (error) {
-      lock.release();
+      if (!options.heldLock) lock.release();
       throw error;
     }
   }
@@ -235,8 +237,15 @@ export class KeynodeNode {
     if (this.closed) throw new KeynodeError('ERR_INTERNAL', 'the node is closed');
   }
 
-  /** Flush nothing (every write is already durable), compact if worthwhile, drop keys, release the lock. */
-  close(): void {
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Flush nothing (every write is already durable), compact if worthwhile, drop keys, and
+   * release the lock unless `keepLock` (an agent that locks keeps owning the node).
+   */
+  close(options: { keepLock?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
     try {
@@ -244,7 +253,7 @@ export class KeynodeNode {
     } finally {
       this.store.close();
       this.keys.wipe();
-      this.lock.release();
+      if (!options.keepLock) this.lock.release();
     }
   }
 }

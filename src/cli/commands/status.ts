@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../context.js';
+import { globalOptions, withClient } from '../context.js';
 import { emit } from '../output.js';
 
 function formatBytes(bytes: number): string {
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .description('show the node id, public key, vault count and store size')
     .action(async (_options: unknown, command: Command) => {
       const global = globalOptions(command);
-      const status = await withNode(global, async (node) => node.status());
+      const status = await withClient(global, (client) => client.call('node.status', {}));
       emit(global, status, () =>
         [
           `node id     ${status.nodeId}`,

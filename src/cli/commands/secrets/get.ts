@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, withNode } from '../../context.js';
+import { fromBase64, globalOptions, withClient } from '../../context.js';
 
 export function register(secrets: Command): void {
   secrets
@@ -10,7 +10,7 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { version?: string }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref);
-      const value = await withNode(global, async (node) => (await node.vaults.openVault(vaultName)).readSecret(path, { version: options.version }));
+      const value = fromBase64((await withClient(global, (client) => client.call('secrets.get', { vault: vaultName, path, version: options.version }))).value);
       if (global.json) {
         const text = value.toString('utf8');
         const utf8 = Buffer.from(text, 'utf8').equals(value);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { SecretEntry } from '../../../vaults/Vault.js';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 interface TreeNode {
@@ -42,7 +42,7 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { tree?: boolean; version?: string }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref, { allowRoot: true });
-      const entries = await withNode(global, async (node) => (await node.vaults.openVault(vaultName)).list(path, { version: options.version }));
+      const { entries } = await withClient(global, (client) => client.call('secrets.ls', { vault: vaultName, path, version: options.version }));
       emit(global, { vault: vaultName, path, entries }, () =>
         options.tree ? drawTree(path === '' ? vaultName : `${vaultName}:${path}`, path, entries) : entries.map((e) => e.path + (e.type === 'dir' ? '/' : '')).join('\n'),
       );

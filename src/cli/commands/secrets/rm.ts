@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(secrets: Command): void {
@@ -12,7 +12,7 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { recursive?: boolean; message?: string }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref);
-      const result = await withNode(global, async (node) => (await node.vaults.openVault(vaultName)).remove(path, options));
+      const result = await withClient(global, (client) => client.call('secrets.rm', { vault: vaultName, path, recursive: options.recursive, message: options.message }));
       emit(global, { vault: vaultName, path, ...result }, `Removed ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})`);
     });
 }

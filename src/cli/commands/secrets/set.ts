@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { KeynodeError, fromSystemError } from '../../../errors.js';
+import { KeynodeError, fromSystemError, isKeynodeError } from '../../../errors.js';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, parseInteger, withNode } from '../../context.js';
+import { fromBase64, globalOptions, parseInteger, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 import { canPrompt, promptNewSecret } from '../../prompt.js';
 
@@ -60,14 +60,19 @@ export function register(secrets: Command): void {
       } else if (!options.edit) {
         value = process.stdin.isTTY && canPrompt() ? Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`)) : await readStdin();
       }
-      const result = await withNode(global, async (node) => {
-        const vault = await node.vaults.openVault(vaultName);
+      const result = await withClient(global, async (client) => {
         if (options.edit) {
           const { editInEditor } = await import('../../editor.js');
-          const current = (await vault.exists(path)) ? await vault.readSecret(path) : undefined;
+          const current = await client.call('secrets.get', { vault: vaultName, path }).then(
+            (r) => fromBase64(r.value),
+            (error: unknown) => {
+              if (isKeynodeError(error, 'ERR_SECRET_NOT_FOUND')) return undefined;
+              throw error;
+            },
+          );
           value = editInEditor(current);
         }
-        return vault.writeSecret(path, value!, { message: options.message });
+        return client.call('secrets.set', { vault: vaultName, path, value: value!.toString('base64'), message: options.message });
       });
       emit(global, { vault: vaultName, path, bytes: value!.length, ...result }, result.changed ? `Saved ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})` : `${vaultName}:${path} unchanged`);
     });

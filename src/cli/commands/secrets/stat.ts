@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(secrets: Command): void {
@@ -10,7 +10,7 @@ export function register(secrets: Command): void {
     .action(async (ref: string, _options: unknown, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref, { allowRoot: true });
-      const stat = await withNode(global, async (node) => (await node.vaults.openVault(vaultName)).stat(path));
+      const stat = await withClient(global, (client) => client.call('secrets.stat', { vault: vaultName, path }));
       emit(global, { vault: vaultName, ...stat }, () =>
         [
           `path      ${vaultName}:${stat.path}`,

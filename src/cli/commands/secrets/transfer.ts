@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseSecretRef } from '../../../vaults/paths.js';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 /** mv and cp share everything but the verb; both work within a vault or across vaults. */
@@ -15,18 +15,9 @@ export function registerTransfer(secrets: Command, kind: 'mv' | 'cp'): void {
       const global = globalOptions(command);
       const source = parseSecretRef(from);
       const target = parseSecretRef(to, { allowRoot: true });
-      const result = await withNode(global, async (node) => {
-        const sourceVault = await node.vaults.openVault(source.vault);
-        if (source.vault === target.vault) {
-          const options2 = { overwrite: options.force, message: options.message };
-          const write = kind === 'mv' ? await sourceVault.move(source.path, target.path, options2) : await sourceVault.copy(source.path, target.path, options2);
-          return { commit: write.commit, changed: write.changed };
-        }
-        const { copyBetweenVaults } = await import('../../../vaults/transfer.js');
-        const targetVault = await node.vaults.openVault(target.vault);
-        const done = await copyBetweenVaults(sourceVault, source.path, targetVault, target.path, { overwrite: options.force, move: kind === 'mv' });
-        return { commit: done.target.commit, changed: done.target.changed };
-      });
+      const result = await withClient(global, (client) =>
+        client.call('secrets.transfer', { kind: verb, from: source, to: target, overwrite: options.force, message: options.message }),
+      );
       emit(global, { from: source, to: target, ...result }, `${kind === 'mv' ? 'Moved' : 'Copied'} ${from} to ${to} (commit ${result.commit.slice(0, 12)})`);
     });
 }

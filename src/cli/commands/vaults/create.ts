@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -8,7 +8,7 @@ export function register(vaults: Command): void {
     .description('create an empty vault')
     .action(async (name: string, _options: unknown, command: Command) => {
       const global = globalOptions(command);
-      const commit = await withNode(global, async (node) => (await node.vaults.createVault(name)).headCommit);
-      emit(global, { name, commit }, `Created vault ${name}`);
+      const result = await withClient(global, (client) => client.call('vaults.create', { name }));
+      emit(global, result, `Created vault ${name}`);
     });
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { KeynodeError } from '../../../errors.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 import { confirmAction } from '../../prompt.js';
 
@@ -10,10 +11,11 @@ export function register(vaults: Command): void {
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (name: string, options: { yes?: boolean }, command: Command) => {
       const global = globalOptions(command);
-      await withNode(global, async (node) => {
-        if (!node.vaults.hasVault(name)) await node.vaults.openVault(name); // the not-found error, before asking
+      await withClient(global, async (client) => {
+        const { vaults } = await client.call('vaults.list', {});
+        if (!vaults.some((v) => v.name === name)) throw new KeynodeError('ERR_VAULT_NOT_FOUND', `no vault named "${name}"`, { vault: name });
         await confirmAction(`Delete vault "${name}" and all its history`, name, options.yes);
-        await node.vaults.deleteVault(name);
+        await client.call('vaults.delete', { name });
       });
       emit(global, { name, deleted: true }, `Deleted vault ${name}`);
     });

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { fromBase64, globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 const MARK = { added: '+', removed: '-', modified: '~' } as const;
 
-function show(value: Buffer | undefined): string {
-  if (value === undefined) return '';
+function show(encoded: string | null | undefined): string {
+  if (encoded === undefined || encoded === null) return '';
+  const value = fromBase64(encoded);
   const text = value.toString('utf8');
   return Buffer.from(text, 'utf8').equals(value) ? JSON.stringify(text) : `base64:${value.toString('base64')}`;
 }
@@ -17,18 +18,11 @@ export function register(vaults: Command): void {
     .option('--show-values', 'include the secret values before and after')
     .action(async (name: string, from: string, to: string | undefined, options: { showValues?: boolean }, command: Command) => {
       const global = globalOptions(command);
-      const changes = await withNode(global, async (node) =>
-        (await node.vaults.openVault(name)).diff(from, to ?? 'HEAD', { values: options.showValues ?? false }),
-      );
-      const json = changes.map((c) => ({
-        path: c.path,
-        status: c.status,
-        ...(options.showValues ? { before: c.before?.toString('base64') ?? null, after: c.after?.toString('base64') ?? null } : {}),
-      }));
-      emit(global, { vault: name, from, to: to ?? 'HEAD', changes: json }, () =>
+      const { changes } = await withClient(global, (client) => client.call('vaults.diff', { name, from, to: to ?? 'HEAD', values: options.showValues ?? false }));
+      emit(global, { vault: name, from, to: to ?? 'HEAD', changes }, () =>
         changes
           .map((c) => {
-            const line = `${MARK[c.status]} ${c.path}`;
+            const line = `${MARK[c.status as keyof typeof MARK]} ${c.path}`;
             if (!options.showValues) return line;
             return `${line}\n    before: ${show(c.before)}\n    after:  ${show(c.after)}`;
           })

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -10,7 +10,7 @@ export function register(vaults: Command): void {
     .option('--tag <tag>', 'only vaults with this tag')
     .action(async (options: { tag?: string }, command: Command) => {
       const global = globalOptions(command);
-      const list = await withNode(global, async (node) => node.vaults.listVaults({ tag: options.tag }));
+      const { vaults: list } = await withClient(global, (client) => client.call('vaults.list', { tag: options.tag }));
       emit(global, { vaults: list }, () => list.map((v) => (v.tags.length ? `${v.name}  [${v.tags.join(', ')}]` : v.name)).join('\n'));
     });
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, parseInteger, withNode } from '../../context.js';
+import { globalOptions, parseInteger, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -11,7 +11,7 @@ export function register(vaults: Command): void {
     .action(async (name: string, options: { path?: string; limit?: string }, command: Command) => {
       const global = globalOptions(command);
       const limit = options.limit === undefined ? undefined : parseInteger(options.limit, '--limit');
-      const commits = await withNode(global, async (node) => (await node.vaults.openVault(name)).log({ path: options.path, limit }));
+      const { commits } = await withClient(global, (client) => client.call('vaults.log', { name, path: options.path, limit }));
       emit(global, { vault: name, commits }, () => commits.map((c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`).join('\n'));
     });
 }

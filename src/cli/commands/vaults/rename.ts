@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -8,7 +8,7 @@ export function register(vaults: Command): void {
     .description('rename a vault (its history is unchanged)')
     .action(async (name: string, newName: string, _options: unknown, command: Command) => {
       const global = globalOptions(command);
-      await withNode(global, async (node) => node.vaults.renameVault(name, newName));
-      emit(global, { name: newName, previousName: name }, `Renamed vault ${name} to ${newName}`);
+      const result = await withClient(global, (client) => client.call('vaults.rename', { name, newName }));
+      emit(global, result, `Renamed vault ${name} to ${newName}`);
     });
 }

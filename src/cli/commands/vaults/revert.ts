@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -9,7 +9,7 @@ export function register(vaults: Command): void {
     .option('-m, --message <text>', 'commit message')
     .action(async (name: string, commit: string, options: { message?: string }, command: Command) => {
       const global = globalOptions(command);
-      const result = await withNode(global, async (node) => (await node.vaults.openVault(name)).revert(commit, { message: options.message }));
+      const result = await withClient(global, (client) => client.call('vaults.revert', { name, commit, message: options.message }));
       emit(global, { vault: name, ...result }, result.changed ? `Reverted ${name} to ${commit}: commit ${result.commit.slice(0, 12)}` : `${name} already matches ${commit}; nothing to do`);
     });
 }

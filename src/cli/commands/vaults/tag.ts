@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { globalOptions, withNode } from '../../context.js';
+import { globalOptions, withClient } from '../../context.js';
 import { emit } from '../../output.js';
 
 export function register(vaults: Command): void {
@@ -8,7 +8,7 @@ export function register(vaults: Command): void {
     .description('add a tag to a vault')
     .action(async (name: string, tag: string, _options: unknown, command: Command) => {
       const global = globalOptions(command);
-      const summary = await withNode(global, async (node) => node.vaults.tagVault(name, tag));
+      const summary = await withClient(global, (client) => client.call('vaults.tag', { name, tag }));
       emit(global, summary, `${name}: ${summary.tags.join(', ')}`);
     });
   vaults
@@ -16,7 +16,7 @@ export function register(vaults: Command): void {
     .description('remove a tag from a vault')
     .action(async (name: string, tag: string, _options: unknown, command: Command) => {
       const global = globalOptions(command);
-      const summary = await withNode(global, async (node) => node.vaults.untagVault(name, tag));
+      const summary = await withClient(global, (client) => client.call('vaults.untag', { name, tag }));
       emit(global, summary, `${name}: ${summary.tags.length ? summary.tags.join(', ') : '(no tags)'}`);
     });
 }
