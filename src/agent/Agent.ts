@@ -96,7 +96,7 @@ export class Agent {
       throw error;
     }
     const server = net.createServer();
-    const full = { idleTimeoutMs: 0, sessionTtlMs: DEFAULT_SESSION_TTL_MS, ...options };
+    const full = { ...options, idleTimeoutMs: options.idleTimeoutMs ?? 0, sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS };
     const agent = new Agent(options.nodePath, socket, lock, node, server, full);
     server.on('connection', (connection) => agent.accept(connection));
     const umask = process.umask(0o177); // the socket is created 0600

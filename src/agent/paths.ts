@@ -23,9 +23,10 @@ function nodeKey(nodePath: string): string {
  * The user's private runtime directory for keynode: $XDG_RUNTIME_DIR/keynode, else
  * /tmp/keynode-UID. Created 0700; refused if another user owns it or others can enter it.
  */
-export function runtimeDir(): string {
+export function runtimeDir(options: { create?: boolean } = { create: true }): string {
   const base = process.env.XDG_RUNTIME_DIR;
   const dir = base ? path.join(base, 'keynode') : path.join(os.tmpdir(), `keynode-${process.getuid?.() ?? 'user'}`);
+  if (!options.create && !fs.existsSync(dir)) return dir;
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const stat = fs.lstatSync(dir);
   if (!stat.isDirectory() || (process.getuid && stat.uid !== process.getuid()) || (stat.mode & 0o077) !== 0) {
@@ -40,8 +41,9 @@ export function socketPath(nodePath: string): string {
   return path.join(runtimeDir(), `agent-${nodeKey(nodePath)}.sock`);
 }
 
-export function sessionFile(nodePath: string): string {
-  return path.join(runtimeDir(), `session-${nodeKey(nodePath)}.json`);
+/** The session file's path; the runtime directory is created only when `create` (to write it). */
+export function sessionFile(nodePath: string, options: { create?: boolean } = { create: true }): string {
+  return path.join(runtimeDir(options), `session-${nodeKey(nodePath)}.json`);
 }
 
 export function agentLogFile(nodePath: string): string {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { run } from './program.js';
+import { tryFastPath } from './fast.js';
 
 // A closed pipe (keynode ... | head) is not an error worth a stack trace.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -7,4 +7,10 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-process.exitCode = await run(process.argv);
+const fast = await tryFastPath(process.argv);
+if (fast !== undefined) {
+  process.exitCode = fast;
+} else {
+  const { run } = await import('./program.js');
+  process.exitCode = await run(process.argv);
+}

@@ -21,6 +21,8 @@ import * as secretsRm from './commands/secrets/rm.js';
 import * as secretsMkdir from './commands/secrets/mkdir.js';
 import * as secretsStat from './commands/secrets/stat.js';
 import { registerTransfer } from './commands/secrets/transfer.js';
+import * as agentStart from './commands/agent/start.js';
+import * as agentControl from './commands/agent/control.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -47,6 +49,9 @@ export function buildProgram(): Command {
   for (const command of [secretsSet, secretsGet, secretsLs, secretsRm, secretsMkdir, secretsStat]) command.register(secrets);
   registerTransfer(secrets, 'mv');
   registerTransfer(secrets, 'cp');
+
+  const agent = program.command('agent').description('the agent: unlock once, then every command is fast');
+  for (const command of [agentStart, agentControl]) command.register(agent);
 
   // Subcommands inherit the output settings so usage errors look the same everywhere.
   const inherit = (command: Command) => {

@@ -11,7 +11,7 @@ export interface StoredSession {
 
 export function readSession(nodePath: string): StoredSession | null {
   try {
-    const value = JSON.parse(fs.readFileSync(sessionFile(nodePath), 'utf8')) as Partial<StoredSession>;
+    const value = JSON.parse(fs.readFileSync(sessionFile(nodePath, { create: false }), 'utf8')) as Partial<StoredSession>;
     if (typeof value.token !== 'string' || typeof value.expiresAt !== 'number') return null;
     return { token: value.token, expiresAt: value.expiresAt, issuedAt: value.issuedAt ?? Date.now() };
   } catch {
@@ -26,7 +26,7 @@ export function writeSession(nodePath: string, session: { token: string; expires
 
 export function removeSession(nodePath: string): void {
   try {
-    fs.rmSync(sessionFile(nodePath), { force: true });
+    fs.rmSync(sessionFile(nodePath, { create: false }), { force: true });
   } catch {
     /* nothing to remove */
   }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseSecretRef } from '../../../vaults/paths.js';
 import { fromBase64, globalOptions, withClient } from '../../context.js';
+import { printSecretValue } from '../../format.js';
 
 export function register(secrets: Command): void {
   secrets
@@ -11,14 +12,6 @@ export function register(secrets: Command): void {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref);
       const value = fromBase64((await withClient(global, (client) => client.call('secrets.get', { vault: vaultName, path, version: options.version }))).value);
-      if (global.json) {
-        const text = value.toString('utf8');
-        const utf8 = Buffer.from(text, 'utf8').equals(value);
-        process.stdout.write(
-          JSON.stringify({ vault: vaultName, path, version: options.version ?? 'HEAD', encoding: utf8 ? 'utf8' : 'base64', value: utf8 ? text : value.toString('base64') }) + '\n',
-        );
-        return;
-      }
-      process.stdout.write(value);
+      printSecretValue(global, { vault: vaultName, path, version: options.version }, value);
     });
 }

@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import { KeynodeError, fromSystemError, isKeynodeError } from '../../../errors.js';
 import { parseSecretRef } from '../../../vaults/paths.js';
 import { fromBase64, globalOptions, parseInteger, withClient } from '../../context.js';
-import { emit } from '../../output.js';
+import { printSaved } from '../../format.js';
 import { canPrompt, promptNewSecret } from '../../prompt.js';
+import { readStdin } from '../../stdin.js';
 
 interface SetOptions {
   file?: string;
@@ -16,11 +17,6 @@ interface SetOptions {
   message?: string;
 }
 
-async function readStdin(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 export function register(secrets: Command): void {
   secrets
@@ -74,6 +70,6 @@ export function register(secrets: Command): void {
         }
         return client.call('secrets.set', { vault: vaultName, path, value: value!.toString('base64'), message: options.message });
       });
-      emit(global, { vault: vaultName, path, bytes: value!.length, ...result }, result.changed ? `Saved ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})` : `${vaultName}:${path} unchanged`);
+      printSaved(global, { vault: vaultName, path }, value!.length, result);
     });
 }

@@ -22,7 +22,7 @@ export function register(vaults: Command): void {
       emit(global, { vault: name, from, to: to ?? 'HEAD', changes }, () =>
         changes
           .map((c) => {
-            const line = `${MARK[c.status as keyof typeof MARK]} ${c.path}`;
+            const line = `${MARK[c.status]} ${c.path}`;
             if (!options.showValues) return line;
             return `${line}\n    before: ${show(c.before)}\n    after:  ${show(c.after)}`;
           })
