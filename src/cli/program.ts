@@ -22,6 +22,10 @@ import * as secretsMkdir from './commands/secrets/mkdir.js';
 import * as secretsStat from './commands/secrets/stat.js';
 import { registerTransfer } from './commands/secrets/transfer.js';
 import * as agentStart from './commands/agent/start.js';
+import * as secretsEnv from './commands/secrets/env.js';
+import * as importCommand from './commands/import.js';
+import * as completion from './commands/completion.js';
+import * as secretsInject from './commands/secrets/inject.js';
 import * as agentControl from './commands/agent/control.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -40,18 +44,20 @@ export function buildProgram(): Command {
     .exitOverride();
   program.configureOutput({ outputError: (text, write) => write(`keynode: ${text.replace(/^error: /, '')}`) });
 
-  for (const command of [init, recover, password, status]) command.register(program);
+  for (const command of [init, recover, password, status, importCommand]) command.register(program);
 
   const vaults = program.command('vaults').description('create, list, rename, tag, delete vaults; history, diff, revert, export');
   for (const command of [vaultsCreate, vaultsList, vaultsRename, vaultsDelete, vaultsTag, vaultsLog, vaultsDiff, vaultsRevert, vaultsExport]) command.register(vaults);
 
   const secrets = program.command('secrets').description('set, get, list, remove, move, copy secrets');
-  for (const command of [secretsSet, secretsGet, secretsLs, secretsRm, secretsMkdir, secretsStat]) command.register(secrets);
+  for (const command of [secretsSet, secretsGet, secretsLs, secretsRm, secretsMkdir, secretsStat, secretsEnv, secretsInject]) command.register(secrets);
   registerTransfer(secrets, 'mv');
   registerTransfer(secrets, 'cp');
 
   const agent = program.command('agent').description('the agent: unlock once, then every command is fast');
   for (const command of [agentStart, agentControl]) command.register(agent);
+
+  completion.register(program);
 
   // Subcommands inherit the output settings so usage errors look the same everywhere.
   const inherit = (command: Command) => {
@@ -75,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   try {
     await program.parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0; // e.g. `secrets env`: the command's status
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     return reportError(error, json);

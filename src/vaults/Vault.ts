@@ -212,7 +212,7 @@ export class Vault {
     const normalized = normalizeSecretPath(dir, { allowRoot: true });
     try {
       const entry = await this.entryAt(normalized, options.version);
-      if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
+      if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret or directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
       if (entry.type === 'blob') return [{ path: normalized, type: 'secret' }];
       const result: SecretEntry[] = [];
       if (options.recursive === false) {
