@@ -17,6 +17,10 @@ export function toJsonSecrets(entries: ReadonlyArray<{ path: string; value: Buff
   return out;
 }
 
+function isBase64Value(value: unknown): value is { base64: string } {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as { base64?: unknown }).base64 === 'string';
+}
+
 export function fromJsonSecrets(json: unknown): Array<{ path: string; value: Buffer }> {
   const out: Array<{ path: string; value: Buffer }> = [];
   const walk = (node: unknown, prefix: string): void => {
@@ -25,10 +29,10 @@ export function fromJsonSecrets(json: unknown): Array<{ path: string; value: Buf
     }
     for (const [key, value] of Object.entries(node)) {
       const path = prefix ? `${prefix}/${key}` : key;
-      if (typeof value === 'string') out.push({ path, value: Buffer.from(value, 'utf8') });
-      else if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as { base64?: unknown }).base64 === 'string') {
-        out.push({ path, value: Buffer.from((value as { base64: string }).base64, 'base64') });
-      } else walk(value, path);
+      const child: unknown = value;
+      if (typeof child === 'string') out.push({ path, value: Buffer.from(child, 'utf8') });
+      else if (isBase64Value(child)) out.push({ path, value: Buffer.from(child.base64, 'base64') });
+      else walk(child, path);
     }
   };
   walk(json, '');

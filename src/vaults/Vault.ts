@@ -351,6 +351,12 @@ export class Vault {
           this.gitFs.discardPending();
           return { commit: this.head, changed: false };
         }
+        // The head on disk must be the one this commit builds on; anything else would orphan a
+        // commit (a lost update). One Vault instance per vault makes this impossible; check anyway.
+        const stored = this.store.get(this.keyspace, HEAD_RECORD)?.toString('ascii');
+        if (stored !== this.head) {
+          throw new KeynodeError('ERR_INTERNAL', `vault "${this.vaultName}" changed underneath this writer; the change was not made`, { vault: this.vaultName });
+        }
         const commit = this.writeCommitObject(tree, [this.head], message);
         this.store.write([...this.gitFs.takePending(), { keyspace: this.keyspace, name: HEAD_RECORD, value: Buffer.from(commit, 'ascii') }]);
         this.head = commit;

@@ -27,7 +27,9 @@ const REGISTRY_RECORD = 'vault-registry';
 /** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
 export class VaultManager {
   private records: VaultRecord[];
-  private readonly opened = new Map<string, Vault>();
+  /** One Vault instance per vault, ever: its write queue is what serialises commits. The
+   *  promise is cached (not the instance) so concurrent first opens share one instance. */
+  private readonly opened = new Map<string, Promise<Vault>>();
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -91,18 +93,20 @@ export class VaultManager {
       const records = [...this.records, record];
       this.store.write([...ops, this.registryOp(records)]);
       this.records = records;
-      this.opened.set(record.id, vault);
+      this.opened.set(record.id, Promise.resolve(vault));
       return vault;
     });
   }
 
   async openVault(name: string): Promise<Vault> {
     const record = this.find(name);
-    const open = this.opened.get(record.id);
-    if (open) return open;
-    const vault = await Vault.open(record.name, this.store, new Keyspace(Buffer.from(record.key, 'base64')), this.author);
-    this.opened.set(record.id, vault);
-    return vault;
+    let opening = this.opened.get(record.id);
+    if (!opening) {
+      opening = Vault.open(record.name, this.store, new Keyspace(Buffer.from(record.key, 'base64')), this.author);
+      this.opened.set(record.id, opening);
+      opening.catch(() => this.opened.delete(record.id));
+    }
+    return opening;
   }
 
   async renameVault(name: string, newName: string): Promise<void> {
@@ -114,7 +118,7 @@ export class VaultManager {
       const records = this.records.map((r) => (r === record ? { ...r, name: newName } : r));
       this.store.write([this.registryOp(records)]);
       this.records = records;
-      this.opened.get(record.id)?.setName(newName);
+      (await this.opened.get(record.id))?.setName(newName);
     });
   }
 

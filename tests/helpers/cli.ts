@@ -50,6 +50,22 @@ export function cliSandbox() {
       json: () => JSON.parse(stdout.toString('utf8')),
     };
   };
+  /** Run without blocking (for concurrent CLIs). */
+  const runAsync = (args: string[], options: CliOptions = {}): Promise<CliResult> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...args], {
+        env: Object.fromEntries(Object.entries({ ...env, ...options.env }).filter(([, v]) => v !== undefined)),
+      });
+      const out: Buffer[] = [];
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end(options.input ?? '');
+      child.on('close', (code) => {
+        const stdout = Buffer.concat(out);
+        resolve({ code: code ?? -1, stdout, stderr, out: stdout.toString('utf8'), json: () => JSON.parse(stdout.toString('utf8')) });
+      });
+    });
   /** Run and expect success; returns the result. */
   const ok = (args: string[], options: CliOptions = {}): CliResult => {
     const result = run(args, options);
@@ -58,7 +74,7 @@ export function cliSandbox() {
   };
   /** Create the node with test KDF parameters. */
   const init = () => ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1', '--json']).json() as { nodeId: string; recoveryPhrase: string; nodePath: string };
-  return { root, env, run, ok, init, nodePath: env.KEYNODE_PATH! };
+  return { root, env, run, runAsync, ok, init, nodePath: env.KEYNODE_PATH! };
 }
 
 /** Start a long-running process that holds the node open; resolves once it holds the lock. */

@@ -176,3 +176,20 @@ describe('Vault', () => {
     node.close();
   });
 });
+
+describe('Vault instances', () => {
+  it('concurrent first opens share one instance, so concurrent writers lose nothing', async () => {
+    const { node } = await createTestNode();
+    await node.vaults.createVault('shared');
+    node.close();
+    const { KeynodeNode } = await import('../../src/node/KeynodeNode.js');
+    const { TEST_PASSWORD } = await import('../helpers/index.js');
+    const reopened = await KeynodeNode.open({ nodePath: (node as unknown as { nodePath: string }).nodePath, password: TEST_PASSWORD });
+    // Many writers that each open the vault themselves, all at once.
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => (await reopened.vaults.openVault('shared')).writeSecret(`k${i}`, Buffer.from(String(i)))));
+    const vault = await reopened.vaults.openVault('shared');
+    expect((await vault.list()).length).toBe(20);
+    expect(await vault.log()).toHaveLength(21);
+    reopened.close();
+  });
+});

@@ -56,7 +56,16 @@ export function register(agent: Command): void {
         await connection.request('agent.stop', {});
         return status;
       });
-      for (let waited = 0; fs.existsSync(socket) && waited < 10_000; waited += 25) await new Promise((r) => setTimeout(r, 25));
+      // Stopped means gone: the socket removed and the process exited (it finishes in-flight writes first).
+      const running = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      for (let waited = 0; (fs.existsSync(socket) || running()) && waited < 10_000; waited += 25) await new Promise((r) => setTimeout(r, 25));
       const { removeSession } = await import('../../../client/sessionFile.js');
       removeSession(nodePathOf(global));
       emit(global, { stopped: true, pid }, `keynode agent (pid ${pid}) stopped`);
