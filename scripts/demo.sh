@@ -9,7 +9,7 @@ export KEYNODE_PATH="$demo/node"
 # Scripts give the password by file or environment; a person at a terminal is prompted instead.
 printf 'demo password, not a real one\n' >"$demo/password"
 chmod 600 "$demo/password"
-keynode() { node dist/cli/main.js --password-file "$demo/password" "$@"; }
+keynode() { node dist/cli/keynode.cjs --password-file "$demo/password" "$@"; }
 step() { printf '\n\033[1m$ keynode %s\033[0m\n' "$*"; }
 run() { step "$@"; keynode "$@"; }
 
@@ -40,7 +40,7 @@ git clone -q "$demo/prod.bundle" "$demo/clone" && printf 'git clone: %s\n' "$(cd
 
 step "secrets get prod:db/password   (wrong password)"
 set +e
-KEYNODE_PASSWORD=wrong node dist/cli/main.js secrets get prod:db/password
+KEYNODE_PASSWORD=wrong node dist/cli/keynode.cjs secrets get prod:db/password
 echo "exit code $?"
 set -e
 

@@ -1,5 +1,5 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { KeynodeError } from '../errors.js';
@@ -16,7 +16,12 @@ function nodeKey(nodePath: string): string {
   } catch {
     /* not there yet */
   }
-  return crypto.createHash('sha256').update(real).digest('hex').slice(0, 16);
+  // The path itself names the files (base64url), hashed only when too long for a file name.
+  const encoded = Buffer.from(real).toString('base64url');
+  if (encoded.length <= 150) return encoded;
+  // node:crypto costs a few ms to load; only long paths need it, so it loads only then.
+  const { createHash } = createRequire('file:///')('node:crypto') as typeof import('node:crypto');
+  return createHash('sha256').update(real).digest('hex').slice(0, 32);
 }
 
 /**

@@ -6,6 +6,9 @@
  *   2. Unlock with the default argon2id and open a 10,000-secret vault.
  *   3. The same 1,000 inserts and 1,000 reads through Debian's `pass` (installed if missing,
  *      with a throwaway GnuPG home and key), and the keynode/pass ratios.
+ *   4. With the agent running: `keynode secrets get` / `set` wall time per invocation
+ *      (NODE_EXTRA_CA_CERTS unset), 1,000 gets over one client connection, and the agent's
+ *      RSS serving 100 vaults of 1,000 secrets.
  *
  * Options: --quick (skip 100,000 and pass), --pass-count N (default 1000).
  */
@@ -126,6 +129,8 @@ function ensurePass(): boolean {
   return update.status === 0 && install.status === 0 && spawnSync('pass', ['version'], { stdio: 'ignore' }).status === 0;
 }
 
+let passMedians: { insert: number; show: number } | null = null;
+
 async function passFigures(): Promise<void> {
   console.log(`\n== 3. keynode vs pass: the same ${PASS_COUNT} inserts and ${PASS_COUNT} reads ==`);
   if (!ensurePass()) {
@@ -175,11 +180,12 @@ async function passFigures(): Promise<void> {
   console.log(`   keynode library write (durable commit): median ${ms(median(knInsert))}, total ${sum(knInsert).toFixed(2)} s`);
   console.log(`   keynode library read:                  median ${ms(median(knShow))}, total ${sum(knShow).toFixed(2)} s`);
   console.log(`   ratio keynode/pass: insert ${(median(knInsert) / median(passInsert)).toFixed(4)}, read ${(median(knShow) / median(passShow)).toFixed(4)}`);
+  passMedians = { insert: median(passInsert), show: median(passShow) };
 
   // The CLI without an agent unlocks (argon2id) on every call; the agent (next issue) removes that.
   const cliEnv: NodeJS.ProcessEnv = { ...process.env, KEYNODE_PATH: path.join(root, 'vs-pass'), KEYNODE_PASSWORD: PASSWORD };
   delete cliEnv.NODE_EXTRA_CA_CERTS;
-  const cli = path.resolve(import.meta.dirname, '../cli/main.js');
+  const cli = path.resolve(import.meta.dirname, '../cli/keynode.cjs');
   const cliGet: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();
@@ -189,11 +195,72 @@ async function passFigures(): Promise<void> {
   console.log(`   keynode CLI get without an agent (20 runs, NODE_EXTRA_CA_CERTS unset, default argon2id unlock each time): median ${ms(median(cliGet))}; ratio to pass show ${(median(cliGet) / median(passShow)).toFixed(2)}`);
 }
 
+/** Wall time of one CLI invocation, NODE_EXTRA_CA_CERTS unset (it adds ~90 ms to every Node start here). */
+function timeCli(args: string[], env: NodeJS.ProcessEnv, input?: string): number {
+  const t0 = performance.now();
+  execFileSync(process.execPath, [path.resolve(import.meta.dirname, '../cli/keynode.cjs'), ...args], { env, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'] });
+  return performance.now() - t0;
+}
+
+async function agentFigures(): Promise<void> {
+  console.log('\n== 4. With the agent: CLI invocations, one connection, memory ==');
+  const nodePath = path.join(root, 'agent-node');
+  const runtime = fs.mkdtempSync(path.join(root, 'run-'));
+  const { node } = await KeynodeNode.create({ nodePath, password: PASSWORD });
+  // 100 vaults of 1,000 secrets (one bulk commit each), made through the library first.
+  for (let v = 0; v < 100; v++) {
+    const vault = await node.vaults.createVault(`vault${v}`);
+    await vault.writeSecrets(Array.from({ length: 1000 }, (_, i) => ({ path: `dir${Math.floor(i / 100)}/secret${i}`, value: valueOf() })));
+  }
+  node.close();
+  const env: NodeJS.ProcessEnv = { ...process.env, KEYNODE_PATH: nodePath, KEYNODE_PASSWORD: PASSWORD, XDG_RUNTIME_DIR: runtime };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const cli = path.resolve(import.meta.dirname, '../cli/keynode.cjs');
+  const started = JSON.parse(execFileSync(process.execPath, [cli, 'agent', 'start', '--background', '--json'], { env }).toString()) as { pid: number };
+  try {
+    const noPassword = { ...env, KEYNODE_PASSWORD: '' };
+    for (let k = 0; k < 5; k++) timeCli(['secrets', 'get', 'vault0:dir0/secret0'], noPassword); // warm the page cache
+    const gets = Array.from({ length: 50 }, (_, k) => timeCli(['secrets', 'get', `vault${k % 100}:dir${k % 10}/secret${(k % 10) * 100}`], noPassword));
+    const sets = Array.from({ length: 50 }, (_, k) => timeCli(['secrets', 'set', `vault${k % 100}:bench/set${k}`], noPassword, `value ${k}`));
+    console.log(`   keynode secrets get (CLI via agent, 50 runs): median ${ms(median(gets))} (target <= 50 ms)`);
+    console.log(`   keynode secrets set (CLI via agent, 50 runs): median ${ms(median(sets))} (target <= 60 ms)`);
+    if (passMedians) {
+      console.log(`   ratio to pass: get/show ${(median(gets) / passMedians.show).toFixed(2)}, set/insert ${(median(sets) / passMedians.insert).toFixed(2)}`);
+    }
+    const bare = Array.from({ length: 20 }, () => {
+      const t0 = performance.now();
+      execFileSync(process.execPath, ['-e', '0'], { env });
+      return performance.now() - t0;
+    });
+    console.log(`   (for scale: bare \`node -e 0\` here: median ${ms(median(bare))})`);
+
+    // 1,000 gets over one connection, through the typed client.
+    const { connectClient } = await import('../client/KeynodeClient.js');
+    process.env.XDG_RUNTIME_DIR = runtime;
+    const client = await connectClient({ nodePath, password: async () => PASSWORD });
+    await client.call('secrets.get', { vault: 'vault0', path: 'dir0/secret0' });
+    const t0 = performance.now();
+    for (let k = 0; k < 1000; k++) await client.call('secrets.get', { vault: `vault${k % 100}`, path: `dir${Math.floor((k % 1000) / 100)}/secret${k % 1000}` });
+    const oneConnection = performance.now() - t0;
+    client.close();
+    console.log(`   1,000 secrets.get over one connection (sequential): ${(oneConnection / 1000).toFixed(3)} s (target <= 0.5 s)`);
+
+    // Memory with every vault opened and read.
+    const status = fs.readFileSync(`/proc/${started.pid}/status`, 'utf8');
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+    const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024;
+    console.log(`   agent RSS serving 100 vaults x 1,000 secrets (all opened): ${rss.toFixed(0)} MB (peak ${hwm.toFixed(0)} MB; target <= 150 MB)`);
+  } finally {
+    process.kill(started.pid, 'SIGTERM');
+  }
+}
+
 try {
   console.log(`keynode bench, node ${process.version}, ${os.cpus().length} cores, ${new Date().toISOString()}`);
   const { nodePath } = await libraryFigures();
   await unlockFigures(nodePath);
   if (!QUICK) await passFigures();
+  await agentFigures();
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
 }

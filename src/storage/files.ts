@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { fromSystemError } from '../errors.js';
 
 export const FILE_MODE = 0o600;
+let tempCounter = 0;
 export const DIR_MODE = 0o700;
 
 /** Create a directory (and parents) readable only by the owner. */
@@ -32,7 +32,8 @@ export function syncDir(dir: string): void {
  */
 export function writeFileAtomic(file: string, data: Uint8Array, mode = FILE_MODE): void {
   const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  // Unique per process and call; created with O_EXCL, so a clash fails instead of sharing a file.
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.${tempCounter++}.tmp`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(temp, 'wx', mode);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { tempDir, TEST_PASSWORD } from './index.js';
 
-export const CLI = path.resolve(import.meta.dirname, '../../dist/cli/main.js');
+export const CLI = path.resolve(import.meta.dirname, '../../dist/cli/keynode.cjs');
 
 if (!fs.existsSync(CLI)) throw new Error(`build first (npm run build): ${CLI} is missing`);
 

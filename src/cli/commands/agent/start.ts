@@ -52,7 +52,7 @@ async function startInBackground(global: GlobalOptions, options: StartOptions, p
   const nodePath = nodePathOf(global);
   const logPath = agentLogFile(nodePath);
   const logFd = fs.openSync(logPath, 'a', 0o600);
-  const main = fileURLToPath(new URL('../../main.js', import.meta.url));
+  const main = fileURLToPath(new URL('../../keynode.cjs', import.meta.url));
   const args = [main, '--node-path', nodePath, 'agent', 'start', '--child'];
   if (options.idleTimeout) args.push('--idle-timeout', options.idleTimeout);
   if (options.sessionTtl) args.push('--session-ttl', options.sessionTtl);
