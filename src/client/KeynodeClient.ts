@@ -25,6 +25,8 @@ export interface ClientOptions {
 
 class AgentClient implements KeynodeClient {
   readonly via = 'agent';
+  /** The session token, read (and refreshed if due) once per client, replaced on re-authentication. */
+  private session: Promise<string | undefined> | null = null;
 
   constructor(
     private readonly connection: AgentConnection,
@@ -41,6 +43,7 @@ class AgentClient implements KeynodeClient {
     }
     const session = (await this.connection.request('session.unlock', { password })) as { token: string; expiresAt: number };
     writeSession(this.options.nodePath, session);
+    this.session = Promise.resolve(session.token);
     return session.token;
   }
 
@@ -62,7 +65,8 @@ class AgentClient implements KeynodeClient {
   }
 
   async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
-    const token = await this.token();
+    this.session ??= this.token();
+    const token = await this.session;
     try {
       return (await this.connection.request(method, params, token)) as ResultOf<M>;
     } catch (error) {

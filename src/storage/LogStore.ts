@@ -7,6 +7,7 @@ import { KeynodeError, fromSystemError } from '../errors.js';
 import { STORE_COMPACT_DEAD_RATIO, STORE_COMPACT_MIN_BYTES, STORE_MAX_RECORD_BYTES } from '../constants.js';
 import { FILE_MODE, syncDir } from './files.js';
 import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
+import { RecordIndex } from './RecordIndex.js';
 
 /**
  * The node's one data file: an append-only log of batches.
@@ -48,11 +49,6 @@ export const STORE_FILE = 'store.log';
 export type BatchOp =
   | { keyspace: Keyspace; name: string; value: Uint8Array }
   | { keyspace: Keyspace; name: string; delete: true };
-
-interface Location {
-  offset: number;
-  length: number;
-}
 
 function integrityError(message: string, data: Record<string, unknown> = {}): KeynodeError {
   return new KeynodeError('ERR_INTEGRITY', message, data);
@@ -133,7 +129,7 @@ function encodeBatch(offset: number, sequence: bigint, records: readonly Encoded
 }
 
 export class LogStore {
-  private readonly index = new Map<string, Location>();
+  private readonly index = new RecordIndex();
   private end: number;
   private sequence: bigint;
   private deadBytes = 0;
@@ -219,7 +215,7 @@ export class LogStore {
       offset = result;
     }
     this.end = Math.min(offset, size);
-    for (const location of this.index.values()) liveBytes += location.length;
+    liveBytes = this.index.liveBytes();
     this.deadBytes = Math.max(0, this.end - MAGIC.length - liveBytes);
   }
 
@@ -245,7 +241,7 @@ export class LogStore {
     const sequence = body.readBigUInt64BE(0);
     const opCount = body.readUInt32BE(8);
     mac.update(body.subarray(0, 12));
-    const pending: Array<{ key: string; location: Location | null }> = [];
+    const pending: Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> = [];
     let cursor = 12;
     const fail = (): never => {
       throw integrityError(`store file ${this.file} is damaged at byte ${start}`, where);
@@ -256,9 +252,9 @@ export class LogStore {
       const id = body.subarray(cursor + 1, cursor + 1 + RECORD_ID_BYTES);
       mac.update(body.subarray(cursor, cursor + 1 + RECORD_ID_BYTES));
       cursor += 1 + RECORD_ID_BYTES;
-      const key = id.toString('base64');
+      const key = RecordIndex.keyOf(id);
       if (kind === OP_DELETE) {
-        pending.push({ key, location: null });
+        pending.push({ key, deleted: true });
         continue;
       }
       if (kind !== OP_PUT || cursor + 4 > bodyLength) fail();
@@ -266,7 +262,7 @@ export class LogStore {
       if (valueLength < AEAD_TAG_BYTES || cursor + 4 + valueLength > bodyLength) fail();
       mac.update(body.subarray(cursor, cursor + 4));
       mac.update(body.subarray(cursor + 4 + valueLength - AEAD_TAG_BYTES, cursor + 4 + valueLength));
-      pending.push({ key, location: { offset: start + BATCH_PREFIX_BYTES + cursor + 4, length: valueLength } });
+      pending.push({ key, offset: start + BATCH_PREFIX_BYTES + cursor + 4, length: valueLength });
       cursor += 4 + valueLength;
     }
     if (cursor !== bodyLength) fail();
@@ -275,9 +271,9 @@ export class LogStore {
       throw integrityError(`store file ${this.file} has a missing or reordered batch at byte ${start}`, where);
     }
     this.sequence = sequence;
-    for (const { key, location } of pending) {
-      if (location) this.index.set(key, location);
-      else this.index.delete(key);
+    for (const op of pending) {
+      if ('deleted' in op) this.index.delete(op.key);
+      else this.index.set(op.key, op.offset, op.length);
     }
     return start + BATCH_PREFIX_BYTES + bodyLength + MAC_BYTES;
   }
@@ -293,24 +289,25 @@ export class LogStore {
 
   has(keyspace: Keyspace, name: string): boolean {
     this.assertOpen();
-    return this.index.has(keyspace.recordId(name).toString('base64'));
+    return this.index.has(RecordIndex.keyOf(keyspace.recordId(name)));
   }
 
   /** The value of a record, undefined if absent; ERR_INTEGRITY if its bytes were altered. */
   get(keyspace: Keyspace, name: string): Buffer | undefined {
     this.assertOpen();
     const id = keyspace.recordId(name);
-    const location = this.index.get(id.toString('base64'));
+    const location = this.index.get(RecordIndex.keyOf(id));
     if (!location) return undefined;
-    const sealed = Buffer.allocUnsafe(location.length);
+    const [offset, length] = location;
+    const sealed = Buffer.allocUnsafe(length);
     let got: number;
     try {
-      got = fs.readSync(this.fd, sealed, 0, location.length, location.offset);
+      got = fs.readSync(this.fd, sealed, 0, length, offset);
     } catch (error) {
       throw fromSystemError(error, 'reading the store');
     }
-    const value = got === location.length ? open(keyspace.encKey, sealed, id) : null;
-    if (value === null) throw integrityError('a stored record failed its integrity check', { offset: location.offset });
+    const value = got === length ? open(keyspace.encKey, sealed, id) : null;
+    if (value === null) throw integrityError('a stored record failed its integrity check', { offset });
     return value;
   }
 
@@ -341,11 +338,8 @@ export class LogStore {
     this.sequence = sequence;
     this.end = start + batch.length;
     records.forEach((record, i) => {
-      const key = record.id.toString('base64');
-      const previous = this.index.get(key);
-      if (previous) this.deadBytes += previous.length;
-      if (record.sealed) this.index.set(key, { offset: start + valueOffsets[i]!, length: record.sealed.length });
-      else this.index.delete(key);
+      const key = RecordIndex.keyOf(record.id);
+      this.deadBytes += record.sealed ? this.index.set(key, start + valueOffsets[i]!, record.sealed.length) : this.index.delete(key);
     });
   }
 
@@ -372,9 +366,9 @@ export class LogStore {
     this.assertOpen();
     const dir = path.dirname(this.file);
     const temp = `${this.file}.compact`;
-    const entries = [...this.index.entries()].sort((a, b) => a[1].offset - b[1].offset);
+    const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
     const fd = fs.openSync(temp, 'w', FILE_MODE);
-    const newIndex = new Map<string, Location>();
+    const newIndex: Array<[string, number, number]> = [];
     let end = 0;
     let sequence = 0n;
     try {
@@ -383,20 +377,20 @@ export class LogStore {
       const maxBatchBytes = 16 * 1024 * 1024;
       let i = 0;
       while (i < entries.length) {
-        const group: Array<[string, Location, Buffer]> = [];
+        const group: Array<[string, Buffer]> = [];
         let groupBytes = 0;
         while (i < entries.length && (group.length === 0 || groupBytes < maxBatchBytes)) {
-          const [key, location] = entries[i]!;
-          const sealed = Buffer.allocUnsafe(location.length);
-          fs.readSync(this.fd, sealed, 0, location.length, location.offset);
-          group.push([key, location, sealed]);
-          groupBytes += location.length;
+          const [key, offset, length] = entries[i]!;
+          const sealed = Buffer.allocUnsafe(length);
+          fs.readSync(this.fd, sealed, 0, length, offset);
+          group.push([key, sealed]);
+          groupBytes += length;
           i++;
         }
         sequence += 1n;
-        const records = group.map(([key, , sealed]) => ({ id: Buffer.from(key, 'base64'), sealed }));
+        const records = group.map(([key, sealed]) => ({ id: Buffer.from(key, 'latin1'), sealed }));
         const { batch, valueOffsets } = encodeBatch(end, sequence, records, this.batchKey);
-        group.forEach(([key, location], j) => newIndex.set(key, { offset: end + valueOffsets[j]!, length: location.length }));
+        group.forEach(([key, sealed], j) => newIndex.push([key, end + valueOffsets[j]!, sealed.length]));
         fs.writeSync(fd, batch, 0, batch.length, end);
         end += batch.length;
       }
@@ -416,7 +410,7 @@ export class LogStore {
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.file, 'r+');
     this.index.clear();
-    for (const [key, location] of newIndex) this.index.set(key, location);
+    for (const [key, offset, length] of newIndex) this.index.set(key, offset, length);
     this.end = end;
     this.sequence = sequence;
     this.deadBytes = 0;

@@ -6,7 +6,7 @@ import type { LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
 import { writeFileAtomic } from '../storage/files.js';
 import { EncryptedGitFs, GITDIR } from './EncryptedGitFs.js';
-import { encodeBlob, encodeCommit, encodeTree } from './gitObjects.js';
+import { encodeBlob, encodeCommit, encodeTree, parseTreeContent } from './gitObjects.js';
 import { baseName, joinPath, normalizeSecretPath } from './paths.js';
 import { BLOB_MODE, TREE_MODE, TreeCache, TreeDraft, walkTree, type Tree, type TreeEntry } from './trees.js';
 
@@ -154,9 +154,10 @@ export class Vault {
 
   private async loadTree(oid: string): Promise<Tree> {
     if (oid === EMPTY_TREE) return new Map();
-    this.readRawObject(oid); // verified read, so damage surfaces as ERR_INTEGRITY, not "not found"
-    const { tree } = await git.readTree({ fs: this.gitFs, gitdir: GITDIR, oid });
-    return new Map(tree.map((entry) => [entry.path, { mode: entry.mode, type: entry.type === 'tree' ? 'tree' : 'blob', oid: entry.oid }]));
+    const { type, content } = this.readRawObject(oid); // SHA-1 verified
+    const tree = type === 'tree' ? parseTreeContent(content) : null;
+    if (!tree) throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
+    return tree;
   }
 
   private async readCommit(oid: string): Promise<git.CommitObject> {

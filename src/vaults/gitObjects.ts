@@ -39,12 +39,17 @@ function sortKey(name: string, entry: TreeEntry): Buffer {
 
 export function encodeTree(entries: ReadonlyMap<string, TreeEntry>): EncodedObject {
   const sorted = [...entries].map(([name, entry]) => ({ name, entry, key: sortKey(name, entry) })).sort((a, b) => Buffer.compare(a.key, b.key));
-  const parts: Buffer[] = [];
+  // One buffer for the whole object: "tree SIZE\0" then "MODE NAME\0" + 20-byte id per entry.
+  let size = 0;
+  for (const { name, entry } of sorted) size += (entry.type === 'tree' ? 5 : entry.mode.replace(/^0+/, '').length) + 1 + Buffer.byteLength(name) + 1 + 20;
+  const header = `tree ${size}\0`;
+  const wrapped = Buffer.allocUnsafe(header.length + size);
+  let at = wrapped.write(header, 0, 'ascii');
   for (const { name, entry } of sorted) {
-    const mode = entry.type === 'tree' ? '40000' : entry.mode.replace(/^0+/, '');
-    parts.push(Buffer.from(`${mode} ${name}\0`, 'utf8'), Buffer.from(entry.oid, 'hex'));
+    at += wrapped.write(`${entry.type === 'tree' ? '40000' : entry.mode.replace(/^0+/, '')} ${name}\0`, at, 'utf8');
+    at += wrapped.write(entry.oid, at, 'hex');
   }
-  return encode('tree', Buffer.concat(parts));
+  return { oid: createHash('sha1').update(wrapped).digest('hex'), wrapped };
 }
 
 export function encodeCommit(commit: CommitFields): EncodedObject {
@@ -52,4 +57,24 @@ export function encodeCommit(commit: CommitFields): EncodedObject {
   const lines = [`tree ${commit.tree}`, ...commit.parents.map((p) => `parent ${p}`), `author ${person}`, `committer ${person}`, ''];
   const message = commit.message.endsWith('\n') ? commit.message : `${commit.message}\n`;
   return encode('commit', Buffer.from(`${lines.join('\n')}\n${message}`, 'utf8'));
+}
+
+/**
+ * Entries of a tree object's content (after "tree SIZE\0"), as `encodeTree` writes them and
+ * git reads them: "MODE NAME\0" and a 20-byte id, repeated. Returns null if malformed.
+ */
+export function parseTreeContent(content: Buffer): Map<string, TreeEntry> | null {
+  const entries = new Map<string, TreeEntry>();
+  let at = 0;
+  while (at < content.length) {
+    const space = content.indexOf(0x20, at);
+    const nul = content.indexOf(0, space + 1);
+    if (space < 0 || nul < 0 || nul + 21 > content.length) return null;
+    const mode = content.toString('ascii', at, space);
+    const name = content.toString('utf8', space + 1, nul);
+    const isTree = mode === '40000' || mode === '040000';
+    entries.set(name, { mode: isTree ? '040000' : mode.padStart(6, '0'), type: isTree ? 'tree' : 'blob', oid: content.toString('hex', nul + 1, nul + 21) });
+    at = nul + 21;
+  }
+  return entries;
 }

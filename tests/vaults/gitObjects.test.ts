@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import git from 'isomorphic-git';
-import { encodeBlob, encodeCommit, encodeTree } from '../../src/vaults/gitObjects.js';
+import { encodeBlob, encodeCommit, encodeTree, parseTreeContent } from '../../src/vaults/gitObjects.js';
 import type { TreeEntry } from '../../src/vaults/trees.js';
 
 // isomorphic-git's own encoders, over an in-memory fs, are the reference.
@@ -52,6 +52,25 @@ describe('git object encoding', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('parses trees back exactly, as isomorphic-git reads them (property)', async () => {
+    const fs = memoryFs();
+    const entries = fc.uniqueArray(fc.tuple(name, fc.boolean(), oid), { selector: ([n]) => n, maxLength: 20 });
+    await fc.assert(
+      fc.asyncProperty(entries, async (list) => {
+        const map = new Map<string, TreeEntry>(list.map(([n, isTree, o]) => [n, { mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o }]));
+        const encoded = encodeTree(map);
+        const content = encoded.wrapped.subarray(encoded.wrapped.indexOf(0) + 1);
+        expect(parseTreeContent(content)).toEqual(map);
+        // isomorphic-git, reading the same object, sees the same entries.
+        const reference = await git.writeTree({ fs, gitdir: '/g', tree: list.map(([n, isTree, o]) => ({ path: n, mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o })) });
+        const { tree } = await git.readTree({ fs, gitdir: '/g', oid: reference });
+        expect(new Map(tree.map((e) => [e.path, { mode: e.mode, type: e.type, oid: e.oid }]))).toEqual(map);
+      }),
+      { numRuns: 100 },
+    );
+    expect(parseTreeContent(Buffer.from('100644 truncated'))).toBeNull();
   });
 
   it('commits match isomorphic-git', async () => {
