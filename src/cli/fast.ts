@@ -3,7 +3,7 @@ import { resolveNodePath } from '../node/nodePath.js';
 import { parseSecretRef } from '../vaults/paths.js';
 import { socketPath } from '../agent/paths.js';
 import { AgentConnection } from '../client/AgentConnection.js';
-import { readSession } from '../client/sessionFile.js';
+import { readSession, writeSession } from '../client/sessionFile.js';
 import { printSaved, printSecretValue } from './format.js';
 import { reportError } from './output.js';
 import { readStdin } from './stdin.js';
@@ -75,19 +75,25 @@ export async function tryFastPath(argv: string[]): Promise<number | undefined> {
       printSecretValue(parsed, { ...ref, version: parsed.version }, Buffer.from(result.value, 'base64'));
     } else {
       const value = await readStdin();
-      const result = (await connection.request('secrets.set', { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message }, session.token)) as {
-        commit: string;
-        changed: boolean;
-      };
+      const params = { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message };
+      type Written = { commit: string; changed: boolean };
+      let result: Written;
+      try {
+        result = (await connection.request('secrets.set', params, session.token)) as Written;
+      } catch (error) {
+        // stdin is consumed, so this path signs in again itself when the environment allows it.
+        const password = process.env.KEYNODE_PASSWORD;
+        if (!password || !(isKeynodeError(error, 'ERR_UNAUTHENTICATED') || isKeynodeError(error, 'ERR_AGENT_LOCKED'))) throw error;
+        const fresh = (await connection.request('session.unlock', { password })) as { token: string; expiresAt: number };
+        writeSession(nodePath, fresh);
+        result = (await connection.request('secrets.set', params, fresh.token)) as Written;
+      }
       printSaved(parsed, ref, value.length, result);
     }
     return 0;
   } catch (error) {
     if (isKeynodeError(error, 'ERR_UNAUTHENTICATED') || isKeynodeError(error, 'ERR_AGENT_LOCKED') || isKeynodeError(error, 'ERR_AGENT_NOT_RUNNING')) {
-      if (parsed.command === 'set') {
-        // stdin is consumed: finishing here keeps the value; say what to do.
-        return reportError(new KeynodeError(error.code, error.message), parsed.json);
-      }
+      if (parsed.command === 'set') return reportError(new KeynodeError(error.code, error.message), parsed.json); // stdin is consumed
       return undefined;
     }
     return reportError(error, parsed.json);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { cliSandbox } from '../helpers/cli.js';
 
 const hasGpg = spawnSync('gpg', ['--version']).status === 0;
+const hasZsh = spawnSync('zsh', ['--version']).status === 0;
 
 describe('automation (built binary)', () => {
   it('inject renders {{ VAULT:PATH }} to a 0600 file, and writes nothing when a reference is unknown', () => {
@@ -110,6 +111,14 @@ describe('automation (built binary)', () => {
     expect(cli.ok(['completion', 'zsh']).out).toContain('compdef _keynode keynode');
     expect(cli.ok(['completion', 'fish']).out).toContain("complete -c keynode -n '__fish_use_subcommand' -a secrets");
     expect(cli.run(['completion', 'tcsh']).code).toBe(2);
+  });
+
+  it.skipIf(!hasZsh)('the zsh script parses and loads in a real zsh', () => {
+    const cli = cliSandbox();
+    const file = path.join(cli.root, 'keynode.zsh');
+    fs.writeFileSync(file, cli.ok(['completion', 'zsh']).out);
+    execFileSync('zsh', ['-n', file]);
+    expect(execFileSync('zsh', ['-c', `autoload -U compinit; compinit -u; source ${file}; whence -w _keynode`], { encoding: 'utf8' })).toContain('function');
   });
 
   it('--copy puts the value on the clipboard and clears it later; without a clipboard tool it says so', async () => {

@@ -18,26 +18,33 @@ function walk(command: Command, path: string[], out: Node[]): void {
   for (const sub of command.commands) walk(sub, [...path, sub.name()], out);
 }
 
-function bash(nodes: Node[], globals: string[]): string {
-  const cases = nodes
-    .map((n) => `    "${n.path.join(' ')}") words="${[...n.commands, ...n.options, ...(n.path.length ? globals : [])].join(' ')}" ;;`)
+/** Shell `case` arms: which command path the words typed so far lead to (bash and zsh share it). */
+function pathArms(nodes: Node[]): string {
+  return nodes
+    .filter((n) => n.path.length > 0)
+    .map((n) => `      "${n.path.join(' ')}") cmdpath="${n.path.join(' ')}" ;;`)
     .join('\n');
+}
+
+/** Shell `case` arms: the words to offer at each command path. */
+function choiceArms(nodes: Node[], globals: string[], assign: (words: string) => string): string {
+  return nodes.map((n) => `    "${n.path.join(' ')}") ${assign([...n.commands, ...n.options, ...(n.path.length ? globals : [])].join(' '))} ;;`).join('\n');
+}
+
+function bash(nodes: Node[], globals: string[]): string {
   return `# keynode bash completion: eval "$(keynode completion bash)"
 _keynode() {
   local cur=\${COMP_WORDS[COMP_CWORD]} path="" word i
   for ((i = 1; i < COMP_CWORD; i++)); do
     word=\${COMP_WORDS[i]}
     [[ $word == -* ]] && continue
-    case "$path\${path:+ }$word" in
-${nodes
-  .filter((n) => n.path.length > 0)
-  .map((n) => `      "${n.path.join(' ')}") path="${n.path.join(' ')}" ;;`)
-  .join('\n')}
+    case "$cmdpath\${cmdpath:+ }$word" in
+${pathArms(nodes)}
     esac
   done
   local words=""
-  case "$path" in
-${cases}
+  case "$cmdpath" in
+${choiceArms(nodes, globals, (words) => `words="${words}"`)}
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }
@@ -49,20 +56,17 @@ function zsh(nodes: Node[], globals: string[]): string {
   return `#compdef keynode
 # keynode zsh completion: eval "$(keynode completion zsh)"
 _keynode() {
-  local path="" word i
+  local cmdpath="" word i
   for ((i = 2; i < CURRENT; i++)); do
     word=\${words[i]}
     [[ $word == -* ]] && continue
-    case "$path\${path:+ }$word" in
-${nodes
-  .filter((n) => n.path.length > 0)
-  .map((n) => `      "${n.path.join(' ')}") path="${n.path.join(' ')}" ;;`)
-  .join('\n')}
+    case "$cmdpath\${cmdpath:+ }$word" in
+${pathArms(nodes)}
     esac
   done
   local -a choices
-  case "$path" in
-${nodes.map((n) => `    "${n.path.join(' ')}") choices=(${[...n.commands, ...n.options, ...(n.path.length ? globals : [])].join(' ')}) ;;`).join('\n')}
+  case "$cmdpath" in
+${choiceArms(nodes, globals, (words) => `choices=(${words})`)}
   esac
   compadd -- $choices
 }
