@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 demo=$(mktemp -d -t keynode-demo-XXXXXX)
 trap 'rm -rf "$demo"' EXIT
 export KEYNODE_PATH="$demo/node"
+export XDG_RUNTIME_DIR="$demo/run"   # the agent's session and log stay inside the throwaway directory
+mkdir -m 700 "$XDG_RUNTIME_DIR"
 # Scripts give the password by file or environment; a person at a terminal is prompted instead.
 printf 'demo password, not a real one\n' >"$demo/password"
 chmod 600 "$demo/password"
@@ -37,6 +39,20 @@ run status
 step "vaults export prod --git-bundle prod.bundle --yes   (plaintext: for git, not for storage)"
 keynode vaults export prod --git-bundle "$demo/prod.bundle" --yes
 git clone -q "$demo/prod.bundle" "$demo/clone" && printf 'git clone: %s\n' "$(cd "$demo/clone" && git log --oneline | wc -l) commits, db/password = $(cat "$demo/clone/db/password")"
+
+step "agent start --background   (unlock once; every command after this is fast)"
+keynode agent start --background
+time_get() { local t0 t1; t0=$(date +%s%N); KEYNODE_PASSWORD= env -u NODE_EXTRA_CA_CERTS node dist/cli/keynode.cjs secrets get prod:db/password >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+time_get >/dev/null
+printf 'secrets get through the agent, no password given: %s ms (NODE_EXTRA_CA_CERTS unset)\n' "$(time_get)"
+step "secrets env prod:db -- sh -c 'echo \"the deploy script sees PASSWORD with \${#PASSWORD} characters\"'"
+keynode secrets env prod:db -- sh -c 'echo "the deploy script sees PASSWORD with ${#PASSWORD} characters"'
+printf 'db_url: postgres://app:{{ prod:db/password }}@db:5432/app\n' >"$demo/config.tpl"
+step "secrets inject -i config.tpl -o config.yml"
+keynode secrets inject -i "$demo/config.tpl" -o "$demo/config.yml"
+ls -l "$demo/config.yml" | cut -d' ' -f1
+run vaults export prod --format dotenv
+run agent stop
 
 step "secrets get prod:db/password   (wrong password)"
 set +e
