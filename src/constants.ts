@@ -25,7 +25,6 @@ export const VAULT_NAME_MAX_BYTES = 255;
 /** Generated secrets. */
 export const GENERATE_DEFAULT_LENGTH = 32;
 export const GENERATE_MAX_LENGTH = 4_096;
-export const GENERATE_DEFAULT_WORDS = 6;
 
 /** Abbreviated commit ids must be at least this long. */
 export const COMMIT_PREFIX_MIN_CHARS = 4;

@@ -45,8 +45,3 @@ export function open(key: AeadKey, sealed: Uint8Array, associatedData?: Uint8Arr
     return null;
   }
 }
-
-/** The 16-byte tag of a sealed message (used to bind a batch's records together cheaply). */
-export function sealedTag(sealed: Uint8Array): Uint8Array {
-  return sealed.subarray(sealed.length - AEAD_TAG_BYTES);
-}

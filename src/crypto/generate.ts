@@ -28,8 +28,3 @@ export function randomWords(count: number, wordlist: readonly string[], separato
   for (let i = 0; i < count; i++) words.push(wordlist[randomIndex(wordlist.length)]!);
   return words.join(separator);
 }
-
-/** Entropy in bits of a uniformly random choice of `count` symbols from `size` options. */
-export function entropyBits(count: number, size: number): number {
-  return count * Math.log2(size);
-}

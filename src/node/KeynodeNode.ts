@@ -237,10 +237,6 @@ export class KeynodeNode {
     if (this.closed) throw new KeynodeError('ERR_INTERNAL', 'the node is closed');
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   /**
    * Flush nothing (every write is already durable), compact if worthwhile, drop keys, and
    * release the lock unless `keepLock` (an agent that locks keeps owning the node).

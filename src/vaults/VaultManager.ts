@@ -132,6 +132,9 @@ export class VaultManager {
       this.store.write([...ops, this.registryOp(records)]);
       this.records = records;
       this.opened.delete(record.id);
+      // Rewrite the log now, so the vault's records and the registry versions holding its key
+      // leave the file instead of lingering as dead records until a later compaction.
+      this.store.compact();
     });
   }
 

@@ -85,6 +85,7 @@ describe('keynode agent (separate process, built binary)', () => {
     const local = commands.map((c) => cli.run(c));
     const { pid, socket } = startAgent(cli);
     expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max core file size\s+0\s+0/);
     const status = cli.ok(['agent', 'status', '--json']).json();
     expect(status).toMatchObject({ running: true, pid, locked: false, sessions: 1 });
     const viaAgent = commands.map((c) => cli.run(c, { env: { KEYNODE_PASSWORD: undefined } }));

@@ -44,9 +44,13 @@ describe('VaultManager', () => {
     const before = node.status();
     const vault = await node.vaults.createVault('tmp');
     for (let i = 0; i < 20; i++) await vault.writeSecret(`s${i}`, Buffer.from(`value ${i}`));
+    const sizeWithVault = node.status().storeBytes;
     await node.vaults.deleteVault('tmp');
     const storeRecords = (node as unknown as { store: { recordCount: number } }).store.recordCount;
     expect(storeRecords).toBe(2); // node info and the vault registry
+    // Compacted at once: nothing of the vault (nor the registry holding its key) stays in the file.
+    expect(node.status().storeBytes).toBeLessThan(before.storeBytes + 200);
+    expect(node.status().storeBytes).toBeLessThan(sizeWithVault / 4);
     expect(node.status().vaultCount).toBe(before.vaultCount);
     expect(isKeynodeError(await node.vaults.openVault('tmp').catch((e: unknown) => e), 'ERR_VAULT_NOT_FOUND')).toBe(true);
     node.close();

@@ -59,7 +59,8 @@ async function startInBackground(global: GlobalOptions, options: StartOptions, p
   if (global.lockTimeout) args.push('--lock-timeout', global.lockTimeout);
   const env = { ...process.env };
   for (const name of SCRUBBED_ENV) delete env[name];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['pipe', 'pipe', logFd], env });
+  // Through sh for `ulimit -c 0`: the agent holds keys for hours and must never dump core.
+  const child = spawn('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...args], { detached: true, stdio: ['pipe', 'pipe', logFd], env });
   fs.closeSync(logFd);
   child.stdin!.end(password + '\n');
   const line = await new Promise<string>((resolve) => {
