@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { KeynodeError } from '../../../errors.js';
@@ -45,9 +45,15 @@ function runWithEnv(command: string[], vars: Record<string, string>): Promise<nu
   const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
   for (const name of SCRUBBED_ENV) delete env[name];
   return new Promise((resolve) => {
-    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    // Handlers first: a signal that arrives while the child starts must not kill keynode
+    // (the default action) and orphan the command; it is held and delivered once it exists.
+    const started: { child?: ChildProcess } = {};
+    const held: NodeJS.Signals[] = [];
+    const forward = (signal: NodeJS.Signals) => (started.child ? started.child.kill(signal) : held.push(signal));
     for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
+    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+    started.child = child;
+    for (const signal of held.splice(0)) child.kill(signal);
     const done = (code: number) => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
       resolve(code);
