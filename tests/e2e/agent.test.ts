@@ -129,6 +129,23 @@ describe('keynode agent (separate process, built binary)', () => {
     expect(cli.ok(['secrets', 'get', 'app:api/key'], noPassword).out).toBe('k-123');
   });
 
+  it('a foreground agent runs without core dumps even when the shell allows them, and stops on SIGTERM', async () => {
+    const cli = cliSandbox();
+    seed(cli);
+    const parent = spawn('/bin/sh', ['-c', `ulimit -S -c unlimited; exec "${process.execPath}" "${CLI}" agent start`], { env: cli.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => parent.stdout.on('data', (d: Buffer) => d.toString().includes('keynode agent running') && resolve()));
+    const { pid, socket } = cli.ok(['agent', 'status', '--json']).json();
+    agents.push(pid);
+    expect(pid).not.toBe(parent.pid); // the agent is a child started under ulimit -c 0
+    expect(fs.readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max core file size\s+0\s/);
+    expect(cli.ok(['secrets', 'get', 'app:api/key'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe('k-123');
+    parent.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => parent.on('exit', (c) => resolve(c)));
+    expect(code).toBe(0);
+    expect(alive(pid)).toBe(false);
+    expect(fs.existsSync(socket)).toBe(false);
+  });
+
   it('locks itself after --idle-timeout', async () => {
     const cli = cliSandbox();
     seed(cli);

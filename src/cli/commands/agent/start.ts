@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { KeynodeError, type ErrorCode } from '../../../errors.js';
@@ -11,7 +12,50 @@ interface StartOptions {
   background?: boolean;
   idleTimeout?: string;
   sessionTtl?: string;
+  /** The detached agent of --background (readiness handshake on stdout). */
   child?: boolean;
+  /** The agent of a foreground start, run under `ulimit -c 0` (prints like a foreground start). */
+  foregroundChild?: boolean;
+}
+
+/** Whether this process may write a core dump (soft RLIMIT_CORE above 0). */
+function coreDumpsAllowed(): boolean {
+  try {
+    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max core file size'));
+    return line !== undefined && !/^Max core file size\s+0\s/.test(line);
+  } catch {
+    return false; // not Linux: nothing to check here
+  }
+}
+
+/** The agent's own command line (password never in it), run through sh for `ulimit -c 0`. */
+function agentCommand(global: GlobalOptions, options: StartOptions, mode: '--child' | '--foreground-child'): string[] {
+  const main = fileURLToPath(new URL('../../keynode.cjs', import.meta.url));
+  const args = [main, '--node-path', nodePathOf(global), 'agent', 'start', mode];
+  if (options.idleTimeout) args.push('--idle-timeout', options.idleTimeout);
+  if (options.sessionTtl) args.push('--session-ttl', options.sessionTtl);
+  if (global.lockTimeout) args.push('--lock-timeout', global.lockTimeout);
+  if (global.json) args.push('--json');
+  return ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...args];
+}
+
+function scrubbedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of SCRUBBED_ENV) delete env[name];
+  return env;
+}
+
+/**
+ * A foreground start whose process could dump core: run the agent as a child under
+ * `ulimit -c 0` on the same terminal, hand it the password on a pipe, forward signals, and
+ * exit with its status.
+ */
+function runAgentWithoutCoreDumps(global: GlobalOptions, options: StartOptions, password: string): Promise<number> {
+  const child = spawn('/bin/sh', agentCommand(global, options, '--foreground-child'), { stdio: ['pipe', 'inherit', 'inherit'], env: scrubbedEnv() });
+  child.stdin.end(password + '\n');
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + os.constants.signals[signal] : 1))));
 }
 
 const SCRUBBED_ENV = ['KEYNODE_PASSWORD', 'KEYNODE_NEW_PASSWORD', 'KEYNODE_RECOVERY_PHRASE'];
@@ -49,18 +93,10 @@ async function runAgent(global: GlobalOptions, options: StartOptions, password: 
 /** Start a detached agent, hand it the password on a pipe, return once it is serving. */
 async function startInBackground(global: GlobalOptions, options: StartOptions, password: string): Promise<{ pid: number; nodeId: string | null; socket: string; log: string }> {
   const { agentLogFile } = await import('../../../agent/paths.js');
-  const nodePath = nodePathOf(global);
-  const logPath = agentLogFile(nodePath);
+  const logPath = agentLogFile(nodePathOf(global));
   const logFd = fs.openSync(logPath, 'a', 0o600);
-  const main = fileURLToPath(new URL('../../keynode.cjs', import.meta.url));
-  const args = [main, '--node-path', nodePath, 'agent', 'start', '--child'];
-  if (options.idleTimeout) args.push('--idle-timeout', options.idleTimeout);
-  if (options.sessionTtl) args.push('--session-ttl', options.sessionTtl);
-  if (global.lockTimeout) args.push('--lock-timeout', global.lockTimeout);
-  const env = { ...process.env };
-  for (const name of SCRUBBED_ENV) delete env[name];
   // Through sh for `ulimit -c 0`: the agent holds keys for hours and must never dump core.
-  const child = spawn('/bin/sh', ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...args], { detached: true, stdio: ['pipe', 'pipe', logFd], env });
+  const child = spawn('/bin/sh', agentCommand({ ...global, json: false }, options, '--child'), { detached: true, stdio: ['pipe', 'pipe', logFd], env: scrubbedEnv() });
   fs.closeSync(logFd);
   child.stdin!.end(password + '\n');
   const line = await new Promise<string>((resolve) => {
@@ -86,6 +122,7 @@ export function register(agent: Command): void {
     .option('--idle-timeout <duration>', 'lock after this long without a request (30s, 15m, 1h; default 0 = never)')
     .option('--session-ttl <duration>', 'lifetime of a session token, refreshed while in use (default 1h)')
     .addOption(new Option('--child').hideHelp())
+    .addOption(new Option('--foreground-child').hideHelp())
     .action(async (options: StartOptions, command: Command) => {
       const global = globalOptions(command);
       if (options.idleTimeout) parseDuration(options.idleTimeout, '--idle-timeout');
@@ -105,14 +142,22 @@ export function register(agent: Command): void {
         }
         return;
       }
+      const ready = (pid: number, nodeId: string | null, socket: string) =>
+        emit(global, { running: true, pid, nodeId, socket }, `keynode agent running (pid ${pid}) for node ${nodeId ?? '?'} on ${socket}; Ctrl-C stops it`);
+      if (options.foregroundChild) {
+        await runAgent(global, options, await readStdinLine(), ready);
+        return;
+      }
       const password = await readPassword(global);
       if (options.background) {
         const started = await startInBackground(global, options, password);
         emit(global, { running: true, ...started }, `keynode agent running in the background (pid ${started.pid}); log: ${started.log}`);
         return;
       }
-      await runAgent(global, options, password, (pid, nodeId, socket) => {
-        emit(global, { running: true, pid, nodeId, socket }, `keynode agent running (pid ${pid}) for node ${nodeId ?? '?'} on ${socket}; Ctrl-C stops it`);
-      });
+      if (coreDumpsAllowed()) {
+        process.exitCode = await runAgentWithoutCoreDumps(global, options, password);
+        return;
+      }
+      await runAgent(global, options, password, ready);
     });
 }
