@@ -32,13 +32,22 @@ export function encodeBlob(content: Uint8Array): EncodedObject {
   return encode('blob', content);
 }
 
-/** Git orders tree entries by name bytes, comparing a directory as if its name ended in '/'. */
-function sortKey(name: string, entry: TreeEntry): Buffer {
-  return Buffer.from(entry.type === 'tree' ? `${name}/` : name, 'utf8');
+/**
+ * Git orders tree entries by name bytes, comparing a directory as if its name ended in '/'.
+ * For ASCII names JavaScript's string order is that byte order, and much cheaper than making
+ * a Buffer per entry; any non-ASCII name switches the whole sort to UTF-8 bytes.
+ */
+function sortedEntries(entries: ReadonlyMap<string, TreeEntry>): Array<{ name: string; entry: TreeEntry }> {
+  const list = [...entries].map(([name, entry]) => ({ name, entry, key: entry.type === 'tree' ? `${name}/` : name }));
+  if (list.every((item) => /^[\x00-\x7f]*$/.test(item.key))) {
+    return list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+  const bytes = new Map(list.map((item) => [item, Buffer.from(item.key, 'utf8')]));
+  return list.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
 }
 
 export function encodeTree(entries: ReadonlyMap<string, TreeEntry>): EncodedObject {
-  const sorted = [...entries].map(([name, entry]) => ({ name, entry, key: sortKey(name, entry) })).sort((a, b) => Buffer.compare(a.key, b.key));
+  const sorted = sortedEntries(entries);
   // One buffer for the whole object: "tree SIZE\0" then "MODE NAME\0" + 20-byte id per entry.
   let size = 0;
   for (const { name, entry } of sorted) size += (entry.type === 'tree' ? 5 : entry.mode.replace(/^0+/, '').length) + 1 + Buffer.byteLength(name) + 1 + 20;

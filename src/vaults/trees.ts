@@ -132,7 +132,8 @@ export class TreeDraft {
     for (const dir of order) {
       const entries = this.dirs.get(dir)!;
       const oid = writeTree(entries);
-      this.trees.put(oid, new Map(entries));
+      // Cached as is: this draft map is never changed again (only its parent's entry is).
+      this.trees.put(oid, entries);
       if (dir === '') root = oid;
       else this.dirs.get(parentOf(dir))!.set(baseName(dir), { mode: TREE_MODE, type: 'tree', oid });
     }
