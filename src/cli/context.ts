@@ -69,6 +69,16 @@ export async function withClient<T>(options: GlobalOptions, work: (client: Keyno
   }
 }
 
+/** Variables that carry keynode credentials: never handed to a child process. */
+const CREDENTIAL_ENV = ['KEYNODE_PASSWORD', 'KEYNODE_NEW_PASSWORD', 'KEYNODE_RECOVERY_PHRASE'];
+
+/** This process's environment (plus `extra`) without keynode's credentials. */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  for (const name of CREDENTIAL_ENV) delete env[name];
+  return env;
+}
+
 /** Decode a base64 value from the API. */
 export function fromBase64(value: string): Buffer {
   return Buffer.from(value, 'base64');

@@ -3,7 +3,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../agent/api.js';
 import { socketPath } from '../agent/paths.js';
 import type { KeynodeNode } from '../node/KeynodeNode.js';
 import { AgentConnection } from './AgentConnection.js';
-import { readSession, removeSession, writeSession } from './sessionFile.js';
+import { readSession, writeSession } from './sessionFile.js';
 
 /**
  * The one way the CLI reaches a node: through its running agent, or (when none runs) by
@@ -121,4 +121,3 @@ export async function connectClient(options: ClientOptions): Promise<KeynodeClie
   return connection ? new AgentClient(connection, options) : new LocalClient(options);
 }
 
-export { removeSession, writeSession, readSession };

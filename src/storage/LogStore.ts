@@ -203,7 +203,6 @@ export class LogStore {
     const magic = reader.read(0, MAGIC.length);
     if (!magic || !magic.equals(MAGIC)) throw integrityError(`store file ${this.file} has a damaged header`);
     let offset = MAGIC.length;
-    let liveBytes = 0;
     while (offset < size) {
       const result = this.replayBatch(reader, offset);
       if (result === 'torn') {
@@ -215,8 +214,7 @@ export class LogStore {
       offset = result;
     }
     this.end = Math.min(offset, size);
-    liveBytes = this.index.liveBytes();
-    this.deadBytes = Math.max(0, this.end - MAGIC.length - liveBytes);
+    this.deadBytes = Math.max(0, this.end - MAGIC.length - this.index.liveBytes());
   }
 
   /** Verify one batch and apply it to the index; returns the next offset, or 'torn'. */

@@ -205,7 +205,13 @@ export class Vault {
   }
 
   async exists(path: string): Promise<boolean> {
-    return (await this.entryAt(normalizeSecretPath(path))) !== null;
+    return (await this.typeOf(path)) !== null;
+  }
+
+  /** 'secret', 'dir' or null, at HEAD ('' is the vault root, a directory). */
+  async typeOf(path: string): Promise<'secret' | 'dir' | null> {
+    const entry = await this.entryAt(normalizeSecretPath(path, { allowRoot: true }));
+    return entry === null ? null : entry.type === 'tree' ? 'dir' : 'secret';
   }
 
   /** Secrets and directories under `dir` ('' is the whole vault), recursively unless told otherwise. */

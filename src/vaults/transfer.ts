@@ -18,9 +18,8 @@ export async function copyBetweenVaults(
   const dest = normalizeSecretPath(to, { allowRoot: true });
   const entries = await source.list(fromPath);
   const isDir = !(entries.length === 1 && entries[0]!.path === fromPath && entries[0]!.type === 'secret');
-  const typeAt = async (path: string) => (path === '' ? 'dir' : (await target.exists(path)) ? (await target.stat(path)).type : null);
-  const toPath = (await typeAt(dest)) === 'dir' ? joinPath(dest, baseName(fromPath)) : dest;
-  const existingType = await typeAt(toPath);
+  const toPath = (await target.typeOf(dest)) === 'dir' ? joinPath(dest, baseName(fromPath)) : dest;
+  const existingType = await target.typeOf(toPath);
   if (existingType && (!options.overwrite || existingType === 'dir')) {
     throw new KeynodeError('ERR_PATH_EXISTS', `${target.name}:${toPath} already exists`, { vault: target.name, path: toPath });
   }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { KeynodeError, type ErrorCode } from '../../../errors.js';
-import { globalOptions, lockWaitOf, nodePathOf, readPassword, type GlobalOptions } from '../../context.js';
+import { childEnv, globalOptions, lockWaitOf, nodePathOf, readPassword, type GlobalOptions } from '../../context.js';
 import { parseDuration } from '../../duration.js';
 import { emit } from '../../output.js';
 
@@ -39,26 +39,19 @@ function agentCommand(global: GlobalOptions, options: StartOptions, mode: '--chi
   return ['-c', 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...args];
 }
 
-function scrubbedEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of SCRUBBED_ENV) delete env[name];
-  return env;
-}
-
 /**
  * A foreground start whose process could dump core: run the agent as a child under
  * `ulimit -c 0` on the same terminal, hand it the password on a pipe, forward signals, and
  * exit with its status.
  */
 function runAgentWithoutCoreDumps(global: GlobalOptions, options: StartOptions, password: string): Promise<number> {
-  const child = spawn('/bin/sh', agentCommand(global, options, '--foreground-child'), { stdio: ['pipe', 'inherit', 'inherit'], env: scrubbedEnv() });
+  const child = spawn('/bin/sh', agentCommand(global, options, '--foreground-child'), { stdio: ['pipe', 'inherit', 'inherit'], env: childEnv() });
   child.stdin.end(password + '\n');
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + os.constants.signals[signal] : 1))));
 }
 
-const SCRUBBED_ENV = ['KEYNODE_PASSWORD', 'KEYNODE_NEW_PASSWORD', 'KEYNODE_RECOVERY_PHRASE'];
 
 async function readStdinLine(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -96,7 +89,7 @@ async function startInBackground(global: GlobalOptions, options: StartOptions, p
   const logPath = agentLogFile(nodePathOf(global));
   const logFd = fs.openSync(logPath, 'a', 0o600);
   // Through sh for `ulimit -c 0`: the agent holds keys for hours and must never dump core.
-  const child = spawn('/bin/sh', agentCommand({ ...global, json: false }, options, '--child'), { detached: true, stdio: ['pipe', 'pipe', logFd], env: scrubbedEnv() });
+  const child = spawn('/bin/sh', agentCommand({ ...global, json: false }, options, '--child'), { detached: true, stdio: ['pipe', 'pipe', logFd], env: childEnv() });
   fs.closeSync(logFd);
   child.stdin!.end(password + '\n');
   const line = await new Promise<string>((resolve) => {

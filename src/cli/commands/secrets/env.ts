@@ -6,10 +6,8 @@ import { EnvCollector, envNameFor, validateEnvName } from '../../../formats/envN
 import { serializeDotenv, serializeShell } from '../../../formats/dotenv.js';
 import { baseName, parseSecretRef, type SecretRef } from '../../../vaults/paths.js';
 import type { KeynodeClient } from '../../../client/KeynodeClient.js';
-import { fromBase64, globalOptions, withClient } from '../../context.js';
+import { childEnv, fromBase64, globalOptions, withClient } from '../../context.js';
 
-/** Never hand the CLI's own credentials to the child. */
-const SCRUBBED_ENV = ['KEYNODE_PASSWORD', 'KEYNODE_NEW_PASSWORD', 'KEYNODE_RECOVERY_PHRASE'];
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 /** Resolve refs and --var pairs to environment variables (one request). */
@@ -42,8 +40,7 @@ function parseVar(text: string): { name: string; ref: SecretRef } {
 
 /** Run `command` with `vars` added to the environment; resolves to its exit status (128+signal if killed). */
 function runWithEnv(command: string[], vars: Record<string, string>): Promise<number> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...vars };
-  for (const name of SCRUBBED_ENV) delete env[name];
+  const env = childEnv(vars); // never the CLI's own credentials
   return new Promise((resolve) => {
     // Handlers first: a signal that arrives while the child starts must not kill keynode
     // (the default action) and orphan the command; it is held and delivered once it exists.
