@@ -7,6 +7,14 @@ export const KDF_DEFAULT_PARALLELISM = 1;
 /** Lowest parameters accepted at all (for tests and tiny devices); `init` warns below the defaults. */
 export const KDF_MIN_MEMORY_KIB = 1_024;
 export const KDF_MIN_ITERATIONS = 1;
+/**
+ * Highest parameters written or read. A key file is only checksummed, not authenticated, so
+ * whoever can edit it picks the cost of the next unlock: these bound that to 1 GiB of memory and
+ * about 20 s of CPU (16x the default memory, ~7x its passes; RFC 9106's 2 GiB option is refused).
+ */
+export const KDF_MAX_MEMORY_KIB = 1_024 * 1_024;
+export const KDF_MAX_ITERATIONS = 20;
+export const KDF_MAX_PARALLELISM = 16;
 
 /** How long a second process waits for the node lock before failing. */
 export const NODE_LOCK_WAIT_MS = 5_000;
@@ -17,9 +25,15 @@ export const STORE_MAX_RECORD_BYTES = 1_024 * 1_024 * 1_024;
 /** Compact when at least this fraction of the log is dead records and the log is at least this big. */
 export const STORE_COMPACT_DEAD_RATIO = 0.5;
 export const STORE_COMPACT_MIN_BYTES = 64 * 1_024 * 1_024;
+/** Compaction copies live records in batches of about this size. */
+export const STORE_COMPACT_BATCH_BYTES = 16 * 1_024 * 1_024;
+/** Free space compaction wants beyond the live data before it starts. */
+export const STORE_COMPACT_SPARE_BYTES = 1_024 * 1_024;
 
 /** Secret paths. */
 export const SECRET_PATH_MAX_BYTES = 4_096;
+/** One segment of a secret path: a file name on every common file system (NAME_MAX). */
+export const SECRET_SEGMENT_MAX_BYTES = 255;
 export const VAULT_NAME_MAX_BYTES = 255;
 
 /** Generated secrets. */
@@ -28,3 +42,26 @@ export const GENERATE_MAX_LENGTH = 4_096;
 
 /** Abbreviated commit ids must be at least this long. */
 export const COMMIT_PREFIX_MIN_CHARS = 4;
+
+/** One secret's value; larger values are refused before they are read whole (CLI) or decoded (agent). */
+export const SECRET_VALUE_MAX_BYTES = 64 * 1_024 * 1_024;
+
+/**
+ * The agent's socket: limits that bound its memory whatever its clients send (docs/agent-security.md).
+ * A connection is "authenticated" once one of its requests carried a valid token or unlocked.
+ */
+export const AGENT_MAX_CONNECTIONS = 64;
+/** Largest request frame of an authenticated connection (a 64 MiB value is ~86 MiB of base64). */
+export const AGENT_MAX_FRAME_BYTES = 128 * 1_024 * 1_024;
+/** Largest request frame before a connection has authenticated (unlock, status, small calls). */
+export const AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES = 64 * 1_024;
+/** Requests one connection may have running at once; reading stops until one finishes. */
+export const AGENT_MAX_INFLIGHT_PER_CONNECTION = 4;
+/** Request bytes held (buffered or running) plus reply bytes not yet sent, over all connections. */
+export const AGENT_MAX_PENDING_BYTES = 256 * 1_024 * 1_024;
+/** A started frame must be complete within this (slow or stuck clients are dropped). */
+export const AGENT_FRAME_TIMEOUT_MS = 15_000;
+/** Replies not taken by the client for this long drop the connection. */
+export const AGENT_WRITE_STALL_MS = 30_000;
+/** A connection with nothing running, buffered or unsent is closed after this long. */
+export const AGENT_CONNECTION_IDLE_MS = 120_000;

@@ -38,6 +38,7 @@ export const EXIT_CODES = {
   ERR_AGENT_LOCKED: 11,
   ERR_AGENT_NOT_RUNNING: 12,
   ERR_AGENT_RUNNING: 12,
+  ERR_AGENT_BUSY: 12,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT_CODES;

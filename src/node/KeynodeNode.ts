@@ -8,7 +8,8 @@ import { NodeKeys } from '../keys/NodeKeys.js';
 import { nodeIdFromPublicKey } from '../keys/nodeId.js';
 import { ensurePrivateDir } from '../storage/files.js';
 import { Keyspace } from '../storage/Keyspace.js';
-import { LogStore, STORE_FILE } from '../storage/LogStore.js';
+import { LogStore, STORE_FILE, type OpenStoreOptions, type StoreOpenReport } from '../storage/LogStore.js';
+import { StoreMark } from '../storage/StoreMark.js';
 import { LOCK_FILE, NodeLock } from '../storage/NodeLock.js';
 import { VaultManager } from '../vaults/VaultManager.js';
 
@@ -42,9 +43,11 @@ export interface NodeStatus {
   createdAt: string;
   vaultCount: number;
   storeBytes: number;
+  /** What opening the store found: a torn tail left by a crash, an older state accepted. */
+  store: StoreOpenReport;
 }
 
-export interface OpenNodeOptions {
+export interface OpenNodeOptions extends OpenStoreOptions {
   nodePath: string;
   password: Password;
   /** How long to wait for another process to release the node (default 5 s). */
@@ -63,7 +66,13 @@ export interface CreateNodeOptions {
 const NODE_INFO_RECORD = 'node-info';
 
 /** Files a node directory may hold; anything else means the directory is not ours to initialise. */
-const NODE_FILES = new Set([KEY_FILE, STORE_FILE, LOCK_FILE]);
+const NODE_FILES = new Set([KEY_FILE, STORE_FILE, LOCK_FILE, StoreMark.FILE]);
+
+function readNodeInfo(store: LogStore, keys: NodeKeys, nodePath: string): NodeInfo {
+  const raw = store.get(new Keyspace(keys.nodeKeyspaceSecret), NODE_INFO_RECORD);
+  if (!raw) throw new KeynodeError('ERR_INTEGRITY', `node ${nodePath} is missing its identity record`, { nodePath });
+  return JSON.parse(raw.toString('utf8')) as NodeInfo;
+}
 
 /**
  * An open, unlocked node: its identity, its store and its vaults. Holds the node's lock until
@@ -104,19 +113,45 @@ export class KeynodeNode {
     return { node, recoveryPhrase };
   }
 
+  /**
+   * Refuse a directory that is not ours to initialise, before changing anything in it (not
+   * even its mode), then make it private.
+   */
+  private static prepareDirectory(nodePath: string): void {
+    if (keyFileExists(nodePath)) throw new KeynodeError('ERR_NODE_EXISTS', `a node already exists at ${nodePath}`, { nodePath });
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(nodePath);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') throw new KeynodeError('ERR_INVALID_ARGUMENT', `${nodePath} is a file, not a directory`, { nodePath });
+      if (code !== 'ENOENT') throw fromSystemError(error, `reading ${nodePath}`);
+    }
+    const foreign = names.filter((name) => !NODE_FILES.has(name));
+    if (foreign.length > 0) {
+      throw new KeynodeError('ERR_INVALID_ARGUMENT', `${nodePath} is not empty; choose an empty or new directory for the node`, { nodePath });
+    }
+    ensurePrivateDir(nodePath);
+  }
+
   private static async createWithSecret(options: CreateNodeOptions, master: Buffer): Promise<KeynodeNode> {
     const { nodePath } = options;
     const password = passwordBytes(options.password);
     const kdf = { ...DEFAULT_KDF, ...options.kdf };
-    ensurePrivateDir(nodePath);
-    if (keyFileExists(nodePath)) throw new KeynodeError('ERR_NODE_EXISTS', `a node already exists at ${nodePath}`, { nodePath });
-    const foreign = fs.readdirSync(nodePath).filter((name) => !NODE_FILES.has(name));
-    if (foreign.length > 0) {
-      throw new KeynodeError('ERR_INVALID_ARGUMENT', `${nodePath} is not empty; choose an empty or new directory for the node`, { nodePath });
-    }
+    KeynodeNode.prepareDirectory(nodePath);
     const lock = await NodeLock.acquire(nodePath, { waitMs: 0 });
+    let createdStore = false;
+    let store: LogStore | undefined;
     try {
-      // A store without a key file is left from an interrupted init: nothing can read it.
+      if (LogStore.hasData(nodePath)) {
+        // The key file is gone but the data is not: only its recovery phrase can open it.
+        throw new KeynodeError(
+          'ERR_NODE_EXISTS',
+          `${nodePath} holds a store without its key file: run "keynode recover" with that node's recovery phrase, or move ${STORE_FILE} away to start afresh`,
+          { nodePath },
+        );
+      }
+      // An empty store (header only) is left from an interrupted init: it holds nothing.
       fs.rmSync(`${nodePath}/${STORE_FILE}`, { force: true });
       const keys = new NodeKeys(master);
       const info: NodeInfo = {
@@ -124,14 +159,21 @@ export class KeynodeNode {
         publicKey: keys.identity.publicKeyRaw.toString('base64url'),
         createdAt: new Date().toISOString(),
       };
-      LogStore.create(nodePath);
-      const store = LogStore.open(nodePath, keys.storeBatchKey);
+      LogStore.create(nodePath, keys.storeBatchKey);
+      createdStore = true;
+      store = LogStore.open(nodePath, keys.storeBatchKey);
       const nodeKeyspace = new Keyspace(keys.nodeKeyspaceSecret);
       store.write([{ keyspace: nodeKeyspace, name: NODE_INFO_RECORD, value: Buffer.from(JSON.stringify(info)) }, ...VaultManager.initialOps(nodeKeyspace)]);
       // The key file is written last: its presence is what makes the directory a node.
       await writeKeyFile(nodePath, master, password, kdf);
       return new KeynodeNode(nodePath, keys, store, lock, info);
     } catch (error) {
+      store?.close();
+      if (createdStore && !keyFileExists(nodePath)) {
+        // Nothing of it was shown to anyone (no phrase, no node id): leave the directory as it was.
+        fs.rmSync(`${nodePath}/${STORE_FILE}`, { force: true });
+        fs.rmSync(`${nodePath}/${StoreMark.FILE}`, { force: true });
+      }
       lock.release();
       throw fromSystemError(error, `creating the node at ${nodePath}`);
     } finally {
@@ -154,13 +196,17 @@ export class KeynodeNode {
     try {
       const keys = new NodeKeys(master);
       master.fill(0);
-      const store = LogStore.open(nodePath, keys.storeBatchKey);
-      const raw = store.get(new Keyspace(keys.nodeKeyspaceSecret), NODE_INFO_RECORD);
-      if (!raw) {
+      const store = LogStore.open(nodePath, keys.storeBatchKey, { acceptOlderState: options.acceptOlderState });
+      let info: NodeInfo;
+      try {
+        info = readNodeInfo(store, keys, nodePath);
+      } catch (error) {
         store.close();
-        throw new KeynodeError('ERR_INTEGRITY', `node ${nodePath} is missing its identity record`, { nodePath });
+        throw error;
       }
-      return new KeynodeNode(nodePath, keys, store, lock, JSON.parse(raw.toString('utf8')) as NodeInfo);
+      const node = new KeynodeNode(nodePath, keys, store, lock, info);
+      node.vaults.finishPendingPurge();
+      return node;
     } catch (error) {
       if (!options.heldLock) lock.release();
       throw error;
@@ -196,6 +242,7 @@ export class KeynodeNode {
     if (!master) throw new KeynodeError('ERR_INVALID_PHRASE', 'the recovery phrase is not 24 valid words (check spelling and order)');
     try {
       if (!keyFileExists(options.nodePath)) {
+        if (LogStore.hasData(options.nodePath)) return await KeynodeNode.recoverStore(options, master);
         const node = await KeynodeNode.createWithSecret(options, master);
         const nodeId = node.nodeId;
         node.close();
@@ -221,6 +268,37 @@ export class KeynodeNode {
     }
   }
 
+  /**
+   * The key file is gone but the store is there: open the store with the phrase's keys (the
+   * phrase encodes the master secret every key derives from) and write only a new key file.
+   */
+  private static async recoverStore(options: CreateNodeOptions, master: Buffer): Promise<{ nodeId: string; existing: boolean }> {
+    const { nodePath } = options;
+    const password = passwordBytes(options.password);
+    const kdf = { ...DEFAULT_KDF, ...options.kdf };
+    const lock = await NodeLock.acquire(nodePath);
+    const keys = new NodeKeys(master);
+    try {
+      if (!LogStore.belongsTo(nodePath, keys.storeBatchKey)) {
+        throw new KeynodeError('ERR_WRONG_PHRASE', `that recovery phrase does not belong to the store at ${nodePath}; nothing was changed`, { nodePath });
+      }
+      // The phrase is this store's (its length tag verifies): the key file can be written before
+      // the store is read, so a store that fails to open (an older copy) is open to "check".
+      await writeKeyFile(nodePath, master, password, kdf);
+      const store = LogStore.open(nodePath, keys.storeBatchKey);
+      try {
+        const info = readNodeInfo(store, keys, nodePath);
+        return { nodeId: info.nodeId, existing: true };
+      } finally {
+        store.close();
+      }
+    } finally {
+      keys.wipe();
+      lock.release();
+      password.fill(0);
+    }
+  }
+
   status(): NodeStatus {
     this.assertOpen();
     return {
@@ -230,7 +308,16 @@ export class KeynodeNode {
       createdAt: this.info.createdAt,
       vaultCount: this.vaults.count,
       storeBytes: this.store.sizeBytes,
+      store: { ...this.store.report },
     };
+  }
+
+  /** Verify every record, object and ref, like `git fsck` (node/check.ts); damage is reported, not thrown. */
+  async check() {
+    const { checkNode } = await import('./check.js');
+    this.assertOpen();
+    const report = checkNode({ store: this.store, nodeKeyspace: new Keyspace(this.keys.nodeKeyspaceSecret), nodeRecords: [NODE_INFO_RECORD] });
+    return { ...report, store: { ...this.store.report } };
   }
 
   private assertOpen(): void {
@@ -245,7 +332,10 @@ export class KeynodeNode {
     if (this.closed) return;
     this.closed = true;
     try {
+      // Worth doing, never worth failing for: the log is whole either way (a full disk, say).
       if (this.store.shouldCompact) this.store.compact();
+    } catch {
+      /* compaction is retried at the next close */
     } finally {
       this.store.close();
       this.keys.wipe();

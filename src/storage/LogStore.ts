@@ -3,9 +3,11 @@ import path from 'node:path';
 import { AEAD_TAG_BYTES, open, seal } from '../crypto/aead.js';
 import { hkdf } from '../crypto/kdf.js';
 import { constantTimeEqual, hmacSha256, hmacSha256Stream } from '../crypto/mac.js';
+import { sha256Stream } from '../crypto/hash.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
-import { STORE_COMPACT_DEAD_RATIO, STORE_COMPACT_MIN_BYTES, STORE_MAX_RECORD_BYTES } from '../constants.js';
-import { FILE_MODE, syncDir } from './files.js';
+import { STORE_COMPACT_BATCH_BYTES, STORE_COMPACT_DEAD_RATIO, STORE_COMPACT_MIN_BYTES, STORE_COMPACT_SPARE_BYTES, STORE_MAX_RECORD_BYTES } from '../constants.js';
+import { FILE_MODE, syncDir, writeAll, writeFileAtomic } from './files.js';
+import { StoreMark } from './StoreMark.js';
 import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
 import { RecordIndex } from './RecordIndex.js';
 
@@ -25,7 +27,14 @@ import { RecordIndex } from './RecordIndex.js';
  * is caught when the node opens. One batch is one write() plus one fdatasync(): it is either
  * wholly in the file or, torn by a crash, cut off on the next open, never half applied.
  * The length tag tells a torn last batch (valid tag, body cut short) from a damaged length
- * (invalid tag): only the first is cut off; damage is reported and nothing is truncated.
+ * (invalid tag): only the first is left out; damage is reported and nothing is truncated.
+ * Opening never changes the file: a torn tail is set aside (copied to `store.log.torn-…`) and
+ * cut off by the next write, so read-only commands leave the log as they found it.
+ *
+ * Sequence numbers never restart: compaction writes the live records as new batches that
+ * continue the sequence, so the first batch of a log may carry any sequence. A cut at a batch
+ * boundary, or an older copy of the log, is caught by the high-water mark (`store.mark`, see
+ * StoreMark): the log must reach the last sequence this node acknowledged.
  */
 const MAGIC = Buffer.from('KNSTORE1', 'ascii');
 const MAC_BYTES = 32;
@@ -45,6 +54,8 @@ const OP_DELETE = 2;
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export const STORE_FILE = 'store.log';
+/** Prefix of files holding a torn tail set aside (an unacknowledged batch, still encrypted). */
+export const TORN_TAIL_PREFIX = `${STORE_FILE}.torn-`;
 
 export type BatchOp =
   | { keyspace: Keyspace; name: string; value: Uint8Array }
@@ -128,23 +139,42 @@ function encodeBatch(offset: number, sequence: bigint, records: readonly Encoded
   return { batch, valueOffsets };
 }
 
+export interface OpenStoreOptions {
+  /**
+   * Accept a log that ends before the high-water mark (cut, or an older copy put back), or
+   * has no mark, and move the mark to where the log ends. Only on the user's explicit word.
+   */
+  acceptOlderState?: boolean;
+}
+
+/** What opening the store found that the owner should hear about. */
+export interface StoreOpenReport {
+  /** Bytes after the last whole batch: an append a crash interrupted (never acknowledged). */
+  tornTailBytes: number;
+  /** Where that tail was copied once a write cut it off. */
+  tornTailSetAsideTo?: string;
+  /** The log ended before the high-water mark and the owner accepted it (acceptOlderState). */
+  acceptedOlderState?: { logSequence: string; markSequence: string };
+}
+
 export class LogStore {
   private readonly index = new RecordIndex();
-  private end: number;
-  private sequence: bigint;
+  private end = MAGIC.length;
+  /** The file's real size: `end` plus any torn tail not yet set aside. */
+  private fileSize = MAGIC.length;
+  private sequence = 0n;
   private deadBytes = 0;
   private closed = false;
+  /** The torn tail as opened; bytes there that differ later were written by another process. */
+  private tornTail: Buffer = Buffer.alloc(0);
+  readonly report: StoreOpenReport = { tornTailBytes: 0 };
 
   private constructor(
     readonly file: string,
     private fd: number,
     private readonly batchKey: Buffer,
-    end: number,
-    sequence: bigint,
-  ) {
-    this.end = end;
-    this.sequence = sequence;
-  }
+    private readonly mark: StoreMark,
+  ) {}
 
   /** Derive the batch-authentication key from the node's master secret. */
   static batchKeyFrom(masterSecret: Uint8Array): Buffer {
@@ -155,13 +185,44 @@ export class LogStore {
     return fs.existsSync(path.join(dir, STORE_FILE));
   }
 
-  /** Create an empty store file (fails if one exists). */
-  static create(dir: string): void {
+  /** Whether the store holds any batch (more than its header), without a key. */
+  static hasData(dir: string): boolean {
+    try {
+      return fs.statSync(path.join(dir, STORE_FILE)).size > MAGIC.length;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Whether the log was written with this batch key: its first batch's length tag verifies.
+   * Tells "another node's phrase" from damage before anything else is read.
+   */
+  static belongsTo(dir: string, batchKey: Buffer): boolean {
+    const prefix = Buffer.alloc(MAGIC.length + BATCH_PREFIX_BYTES);
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(dir, STORE_FILE), 'r');
+    } catch (error) {
+      throw fromSystemError(error, 'opening the store');
+    }
+    try {
+      if (fs.readSync(fd, prefix, 0, prefix.length, 0) !== prefix.length) return false;
+    } finally {
+      fs.closeSync(fd);
+    }
+    const bodyLength = prefix.readUInt32BE(MAGIC.length);
+    return constantTimeEqual(prefix.subarray(MAGIC.length + 4), lengthTag(batchKey, MAGIC.length, bodyLength));
+  }
+
+  /** Create an empty store file and its high-water mark (fails if a store exists). */
+  static create(dir: string, batchKey: Buffer): void {
     const file = path.join(dir, STORE_FILE);
     try {
+      StoreMark.create(dir, batchKey);
       const fd = fs.openSync(file, 'wx', FILE_MODE);
       try {
-        fs.writeSync(fd, MAGIC);
+        writeAll(fd, MAGIC, 0);
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
@@ -173,10 +234,11 @@ export class LogStore {
   }
 
   /**
-   * Open and verify the log, rebuilding the index. A batch torn by a crash at the end of the
-   * file is cut off; any other damage fails with ERR_INTEGRITY.
+   * Open and verify the log, rebuilding the index. Nothing in the file is changed: a batch torn
+   * by a crash at the end is left out (and set aside by the next write); any other damage, or
+   * a log that ends before the high-water mark, fails with ERR_INTEGRITY.
    */
-  static open(dir: string, batchKey: Buffer): LogStore {
+  static open(dir: string, batchKey: Buffer, options: OpenStoreOptions = {}): LogStore {
     const file = path.join(dir, STORE_FILE);
     let fd: number;
     try {
@@ -187,14 +249,39 @@ export class LogStore {
       }
       throw fromSystemError(error, 'opening the store');
     }
+    let mark: StoreMark | undefined;
     try {
-      const store = new LogStore(file, fd, batchKey, 0, 0n);
+      mark = StoreMark.open(dir, batchKey);
+      const store = new LogStore(file, fd, batchKey, mark);
       store.replay();
+      store.checkMark(options);
       return store;
     } catch (error) {
+      mark?.close();
       fs.closeSync(fd);
       throw error;
     }
+  }
+
+  /** The log must reach the last sequence this node acknowledged. */
+  private checkMark(options: OpenStoreOptions): void {
+    const marked = this.mark.sequence;
+    if (marked !== null ? marked <= this.sequence : this.end === MAGIC.length) return;
+    if (options.acceptOlderState) {
+      if (marked !== null) {
+        this.report.acceptedOlderState = { logSequence: String(this.sequence), markSequence: String(marked) };
+        this.compact({ sequenceAfter: marked });
+      } else this.mark.write(this.sequence, { sync: true });
+      return;
+    }
+    const remedy = 'restore the node directory from a copy or a peer; "keynode check --accept-older-state" accepts the log as it is';
+    if (marked === null) {
+      throw integrityError(`store file ${this.file} has no high-water mark (${StoreMark.FILE} is missing or damaged), so a cut cannot be ruled out; ${remedy}`, { file: this.file });
+    }
+    throw integrityError(
+      `store file ${this.file} ends at change ${this.sequence} but this node had written change ${marked}: it was cut short or replaced with an older copy; ${remedy}`,
+      { file: this.file, logSequence: String(this.sequence), markSequence: String(marked) },
+    );
   }
 
   private replay(): void {
@@ -205,15 +292,13 @@ export class LogStore {
     let offset = MAGIC.length;
     while (offset < size) {
       const result = this.replayBatch(reader, offset);
-      if (result === 'torn') {
-        // A crash during the last append: that batch was never acknowledged. Cut it off.
-        fs.ftruncateSync(this.fd, offset);
-        fs.fdatasyncSync(this.fd);
-        break;
-      }
+      if (result === 'torn') break; // a crash during the last append: never acknowledged
       offset = result;
     }
     this.end = Math.min(offset, size);
+    this.fileSize = size;
+    this.report.tornTailBytes = size - this.end;
+    this.tornTail = Buffer.from(reader.read(this.end, size - this.end) ?? Buffer.alloc(0));
     this.deadBytes = Math.max(0, this.end - MAGIC.length - this.index.liveBytes());
   }
 
@@ -234,46 +319,64 @@ export class LogStore {
     }
     const body = reader.read(start + BATCH_PREFIX_BYTES, bodyLength + MAC_BYTES);
     if (!body) return 'torn';
+    const next = start + BATCH_PREFIX_BYTES + bodyLength + MAC_BYTES;
+    const ops = this.verifyBody(body, bodyLength, lengthBytes, start + BATCH_PREFIX_BYTES);
+    if (!ops) {
+      // The last batch in the file, half on disk after a power cut (its header written, later
+      // pages not): never acknowledged, or the mark, which covers every acknowledged batch,
+      // refuses the log that lacks it.
+      if (next === reader.fileSize) return 'torn';
+      throw integrityError(`store file ${this.file} is damaged at byte ${start}`, where);
+    }
+    const sequence = body.readBigUInt64BE(0);
+    // The first batch continues the sequence of the log it was compacted from; its length tag
+    // binds it to this offset, so batches cannot be dropped from the front.
+    const expected = start === MAGIC.length ? sequence : this.sequence + 1n;
+    if (sequence < 1n || sequence !== expected) {
+      throw integrityError(`store file ${this.file} has a missing or reordered batch at byte ${start}`, where);
+    }
+    this.sequence = sequence;
+    for (const op of ops) {
+      if ('deleted' in op) this.index.delete(op.key);
+      else this.index.set(op.key, op.offset, op.length);
+    }
+    return next;
+  }
+
+  /** Parse a batch body and check its MAC; the ops it applies, or null if it does not verify. */
+  private verifyBody(
+    body: Buffer,
+    bodyLength: number,
+    lengthBytes: Buffer,
+    bodyOffset: number,
+  ): Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> | null {
     const mac = hmacSha256Stream(this.batchKey);
     mac.update(lengthBytes);
-    const sequence = body.readBigUInt64BE(0);
     const opCount = body.readUInt32BE(8);
     mac.update(body.subarray(0, 12));
-    const pending: Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> = [];
+    const ops: Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> = [];
     let cursor = 12;
-    const fail = (): never => {
-      throw integrityError(`store file ${this.file} is damaged at byte ${start}`, where);
-    };
     for (let i = 0; i < opCount; i++) {
-      if (cursor + 1 + RECORD_ID_BYTES > bodyLength) fail();
+      if (cursor + 1 + RECORD_ID_BYTES > bodyLength) return null;
       const kind = body[cursor]!;
       const id = body.subarray(cursor + 1, cursor + 1 + RECORD_ID_BYTES);
       mac.update(body.subarray(cursor, cursor + 1 + RECORD_ID_BYTES));
       cursor += 1 + RECORD_ID_BYTES;
       const key = RecordIndex.keyOf(id);
       if (kind === OP_DELETE) {
-        pending.push({ key, deleted: true });
+        ops.push({ key, deleted: true });
         continue;
       }
-      if (kind !== OP_PUT || cursor + 4 > bodyLength) fail();
+      if (kind !== OP_PUT || cursor + 4 > bodyLength) return null;
       const valueLength = body.readUInt32BE(cursor);
-      if (valueLength < AEAD_TAG_BYTES || cursor + 4 + valueLength > bodyLength) fail();
+      if (valueLength < AEAD_TAG_BYTES || cursor + 4 + valueLength > bodyLength) return null;
       mac.update(body.subarray(cursor, cursor + 4));
       mac.update(body.subarray(cursor + 4 + valueLength - AEAD_TAG_BYTES, cursor + 4 + valueLength));
-      pending.push({ key, offset: start + BATCH_PREFIX_BYTES + cursor + 4, length: valueLength });
+      ops.push({ key, offset: bodyOffset + cursor + 4, length: valueLength });
       cursor += 4 + valueLength;
     }
-    if (cursor !== bodyLength) fail();
-    if (!constantTimeEqual(mac.digest(), body.subarray(bodyLength, bodyLength + MAC_BYTES))) fail();
-    if (sequence !== this.sequence + 1n) {
-      throw integrityError(`store file ${this.file} has a missing or reordered batch at byte ${start}`, where);
-    }
-    this.sequence = sequence;
-    for (const op of pending) {
-      if ('deleted' in op) this.index.delete(op.key);
-      else this.index.set(op.key, op.offset, op.length);
-    }
-    return start + BATCH_PREFIX_BYTES + bodyLength + MAC_BYTES;
+    if (cursor !== bodyLength) return null;
+    return constantTimeEqual(mac.digest(), body.subarray(bodyLength, bodyLength + MAC_BYTES)) ? ops : null;
   }
 
   private isZeroTail(reader: LogReader, start: number): boolean {
@@ -309,6 +412,35 @@ export class LogStore {
     return value;
   }
 
+  /**
+   * Refuse to append unless the file is exactly as this process left it: another process
+   * writing without the lock, or a log replaced under us, would otherwise lose writes.
+   */
+  private assertUnchanged(): void {
+    const stat = fs.fstatSync(this.fd);
+    if (stat.size !== this.fileSize || stat.nlink === 0) {
+      throw integrityError(`store file ${this.file} was changed by another process; nothing was written (reopen the node and retry)`, { file: this.file });
+    }
+  }
+
+  /** Copy a torn tail aside (it is ciphertext) and cut it off, before the log grows again. */
+  private setAsideTornTail(): void {
+    if (this.fileSize === this.end) return;
+    const tail = Buffer.allocUnsafe(this.fileSize - this.end);
+    const got = fs.readSync(this.fd, tail, 0, tail.length, this.end);
+    if (got !== tail.length || !tail.equals(this.tornTail)) {
+      throw integrityError(`store file ${this.file} was changed by another process; nothing was written (reopen the node and retry)`, { file: this.file });
+    }
+    if (!tail.every((byte) => byte === 0)) {
+      const aside = `${TORN_TAIL_PREFIX}${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
+      writeFileAtomic(path.join(path.dirname(this.file), aside), tail);
+      this.report.tornTailSetAsideTo = aside;
+    }
+    fs.ftruncateSync(this.fd, this.end);
+    fs.fdatasyncSync(this.fd);
+    this.fileSize = this.end;
+  }
+
   /** Apply puts and deletes as one atomic, durable batch. Returns once it is on disk. */
   write(ops: readonly BatchOp[]): void {
     this.assertOpen();
@@ -321,20 +453,27 @@ export class LogStore {
     const start = this.end;
     const { batch, valueOffsets } = encodeBatch(start, sequence, records, this.batchKey);
     try {
-      let written = 0;
-      while (written < batch.length) written += fs.writeSync(this.fd, batch, written, batch.length - written, start + written);
+      this.assertUnchanged();
+      this.setAsideTornTail();
+    } catch (error) {
+      throw fromSystemError(error, 'writing to the store');
+    }
+    try {
+      writeAll(this.fd, batch, start);
       fs.fdatasyncSync(this.fd);
     } catch (error) {
       // Take the partial batch back off so the file ends on a whole batch; nothing changed.
       try {
         fs.ftruncateSync(this.fd, start);
       } catch {
-        /* the next open cuts the torn tail instead */
+        /* the next open leaves the torn tail out instead */
       }
       throw fromSystemError(error, 'writing to the store');
     }
     this.sequence = sequence;
     this.end = start + batch.length;
+    this.fileSize = this.end;
+    this.mark.write(sequence);
     records.forEach((record, i) => {
       const key = RecordIndex.keyOf(record.id);
       this.deadBytes += record.sealed ? this.index.set(key, start + valueOffsets[i]!, record.sealed.length) : this.index.delete(key);
@@ -351,6 +490,18 @@ export class LogStore {
     return this.index.size;
   }
 
+  /** Ids of every live record, in no particular order (for `keynode check`). */
+  *liveRecordIds(): IterableIterator<Buffer> {
+    this.assertOpen();
+    for (const [key] of this.index.entries()) yield Buffer.from(key, 'latin1');
+  }
+
+  /** Sizes for reports: the file, its live values, and bytes held by overwritten or deleted records. */
+  stats(): { sizeBytes: number; liveBytes: number; deadBytes: number; recordCount: number } {
+    this.assertOpen();
+    return { sizeBytes: this.end, liveBytes: this.index.liveBytes(), deadBytes: this.deadBytes, recordCount: this.index.size };
+  }
+
   /** Whether enough of the log is dead (overwritten or deleted records) to be worth compacting. */
   get shouldCompact(): boolean {
     return this.end >= STORE_COMPACT_MIN_BYTES && this.deadBytes / this.end >= STORE_COMPACT_DEAD_RATIO;
@@ -358,30 +509,48 @@ export class LogStore {
 
   /**
    * Rewrite the log with live records only. Values are copied sealed as they are (no key is
-   * needed to move them); the new file replaces the old one by an atomic rename.
+   * needed to move them) into batches that continue the sequence. The old log is replaced (by
+   * an atomic rename) only once the new one is complete, fsynced, and read back verified; it
+   * does not start without free space for the live data.
    */
-  compact(): void {
+  compact(options: { sequenceAfter?: bigint } = {}): void {
     this.assertOpen();
     const dir = path.dirname(this.file);
     const temp = `${this.file}.compact`;
     const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
-    const fd = fs.openSync(temp, 'w', FILE_MODE);
-    const newIndex: Array<[string, number, number]> = [];
-    let end = 0;
-    let sequence = 0n;
+    const liveBytes = entries.reduce((sum, [, , length]) => sum + length, 0);
+    // Ids, kinds, lengths and per-batch framing come on top of the sealed values.
+    const needed = MAGIC.length + liveBytes + entries.length * (1 + RECORD_ID_BYTES + 4) + STORE_COMPACT_SPARE_BYTES;
     try {
-      fs.writeSync(fd, MAGIC, 0, MAGIC.length, 0);
-      end = MAGIC.length;
-      const maxBatchBytes = 16 * 1024 * 1024;
+      this.assertUnchanged();
+      this.setAsideTornTail();
+      const space = fs.statfsSync(dir);
+      const available = space.bavail * space.bsize;
+      if (available < needed) {
+        throw new KeynodeError('ERR_NO_SPACE', `not enough free space to compact the store (${needed} bytes needed, ${available} free); the store is unchanged`, { needed, available });
+      }
+    } catch (error) {
+      throw fromSystemError(error, 'compacting the store');
+    }
+    const newIndex: Array<[string, number, number]> = [];
+    const written = sha256Stream();
+    let end = MAGIC.length;
+    let sequence = options.sequenceAfter !== undefined && options.sequenceAfter > this.sequence ? options.sequenceAfter : this.sequence;
+    let fd: number | undefined;
+    try {
+      fs.rmSync(temp, { force: true });
+      fd = fs.openSync(temp, 'wx', FILE_MODE);
+      writeAll(fd, MAGIC, 0);
       let i = 0;
       while (i < entries.length) {
         const group: Array<[string, Buffer]> = [];
         let groupBytes = 0;
-        while (i < entries.length && (group.length === 0 || groupBytes < maxBatchBytes)) {
+        while (i < entries.length && (group.length === 0 || groupBytes < STORE_COMPACT_BATCH_BYTES)) {
           const [key, offset, length] = entries[i]!;
           const sealed = Buffer.allocUnsafe(length);
-          fs.readSync(this.fd, sealed, 0, length, offset);
+          if (fs.readSync(this.fd, sealed, 0, length, offset) !== length) throw integrityError(`store file ${this.file} ended inside a record while compacting`, { offset });
           group.push([key, sealed]);
+          written.update(sealed);
           groupBytes += length;
           i++;
         }
@@ -389,34 +558,61 @@ export class LogStore {
         const records = group.map(([key, sealed]) => ({ id: Buffer.from(key, 'latin1'), sealed }));
         const { batch, valueOffsets } = encodeBatch(end, sequence, records, this.batchKey);
         group.forEach(([key, sealed], j) => newIndex.push([key, end + valueOffsets[j]!, sealed.length]));
-        fs.writeSync(fd, batch, 0, batch.length, end);
+        writeAll(fd, batch, end);
         end += batch.length;
       }
       fs.fsyncSync(fd);
       fs.closeSync(fd);
+      fd = undefined;
+      this.verifyCompacted(temp, { end, sequence, newIndex, digest: written.digest() });
       fs.renameSync(temp, this.file);
       syncDir(dir);
     } catch (error) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already closed */
-      }
+      if (fd !== undefined) fs.closeSync(fd);
       fs.rmSync(temp, { force: true });
       throw fromSystemError(error, 'compacting the store');
     }
+    // The new log is in place; the old one is gone. From here on nothing may fail the caller.
     fs.closeSync(this.fd);
     this.fd = fs.openSync(this.file, 'r+');
     this.index.clear();
     for (const [key, offset, length] of newIndex) this.index.set(key, offset, length);
     this.end = end;
+    this.fileSize = end;
     this.sequence = sequence;
     this.deadBytes = 0;
+    this.report.tornTailBytes = 0;
+    this.mark.write(sequence, { sync: true });
+  }
+
+  /** Read a freshly written log back: every batch verifies, and it holds exactly what was written. */
+  private verifyCompacted(file: string, expected: { end: number; sequence: bigint; newIndex: Array<[string, number, number]>; digest: Buffer }): void {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const check = new LogStore(file, fd, this.batchKey, this.mark);
+      check.replay();
+      const bad = (what: string) => integrityError(`the compacted store failed verification (${what}); the store is unchanged`, { file });
+      if (check.end !== expected.end || check.fileSize !== expected.end) throw bad('length');
+      if (check.sequence !== expected.sequence) throw bad('sequence');
+      if (check.index.size !== expected.newIndex.length) throw bad('record count');
+      const readBack = sha256Stream();
+      for (const [key, offset, length] of expected.newIndex) {
+        const location = check.index.get(key);
+        if (!location || location[0] !== offset || location[1] !== length) throw bad('index');
+        const value = Buffer.allocUnsafe(length);
+        if (fs.readSync(fd, value, 0, length, offset) !== length) throw bad('short read');
+        readBack.update(value);
+      }
+      if (!readBack.digest().equals(expected.digest)) throw bad('contents');
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.mark.close();
     fs.closeSync(this.fd);
   }
 }

@@ -27,8 +27,22 @@ export function syncDir(dir: string): void {
 }
 
 /**
- * Replace a file atomically and durably: write a temporary sibling, fsync it, rename it over
- * the target, fsync the directory. A crash leaves either the old or the new file, never a mix.
+ * Write all of `data` at `position`: write(2) may write less than asked (a nearly full disk
+ * does), so loop until done; a write that makes no progress is an error, never a silent gap.
+ */
+export function writeAll(fd: number, data: Uint8Array, position: number): void {
+  let written = 0;
+  while (written < data.length) {
+    const n = fs.writeSync(fd, data, written, data.length - written, position + written);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC' });
+    written += n;
+  }
+}
+
+/**
+ * Replace a file atomically and durably: write a temporary sibling, fsync it, check its size,
+ * rename it over the target, fsync the directory. A crash or a full disk leaves either the old
+ * or the new file, never a mix or a truncated one.
  */
 export function writeFileAtomic(file: string, data: Uint8Array, mode = FILE_MODE): void {
   const dir = path.dirname(file);
@@ -37,8 +51,9 @@ export function writeFileAtomic(file: string, data: Uint8Array, mode = FILE_MODE
   let fd: number | undefined;
   try {
     fd = fs.openSync(temp, 'wx', mode);
-    fs.writeSync(fd, data);
+    writeAll(fd, data, 0);
     fs.fsyncSync(fd);
+    if (fs.fstatSync(fd).size !== data.length) throw Object.assign(new Error('the file is shorter than written'), { code: 'EIO' });
     fs.closeSync(fd);
     fd = undefined;
     fs.renameSync(temp, file);

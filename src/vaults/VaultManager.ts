@@ -25,8 +25,18 @@ export interface VaultSummary {
 const REGISTRY_RECORD = 'vault-registry';
 
 /** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
+interface Registry {
+  vaults: VaultRecord[];
+  /**
+   * A vault was deleted but the log still holds its records (and old registry versions with
+   * its key): compact at the next chance. Set in the deleting batch, cleared once compacted.
+   */
+  purgePending?: boolean;
+}
+
 export class VaultManager {
   private records: VaultRecord[];
+  private purgePending: boolean;
   /** One Vault instance per vault, ever: its write queue is what serialises commits. The
    *  promise is cached (not the instance) so concurrent first opens share one instance. */
   private readonly opened = new Map<string, Promise<Vault>>();
@@ -38,12 +48,35 @@ export class VaultManager {
     private readonly author: Author,
   ) {
     const raw = store.get(nodeKeyspace, REGISTRY_RECORD);
-    this.records = raw ? (JSON.parse(raw.toString('utf8')) as { vaults: VaultRecord[] }).vaults : [];
+    const registry: Registry = raw ? (JSON.parse(raw.toString('utf8')) as Registry) : { vaults: [] };
+    this.records = registry.vaults;
+    this.purgePending = registry.purgePending === true;
   }
 
   /** The op that writes the registry; `records` becomes current only after the batch lands. */
-  private registryOp(records: VaultRecord[]): BatchOp {
-    return { keyspace: this.nodeKeyspace, name: REGISTRY_RECORD, value: Buffer.from(JSON.stringify({ vaults: records })) };
+  private registryOp(records: VaultRecord[], purgePending = this.purgePending): BatchOp {
+    const registry: Registry = purgePending ? { vaults: records, purgePending } : { vaults: records };
+    return { keyspace: this.nodeKeyspace, name: REGISTRY_RECORD, value: Buffer.from(JSON.stringify(registry)) };
+  }
+
+  /**
+   * Rewrite the log without a deleted vault's records. True when done; false when it must
+   * wait (no room to compact): the deletion stands, and the next open tries again.
+   */
+  private purge(): boolean {
+    try {
+      this.store.compact();
+      this.store.write([this.registryOp(this.records, false)]);
+      this.purgePending = false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Finish a vault deletion a crash or a full disk interrupted (called when the node opens). */
+  finishPendingPurge(): void {
+    if (this.purgePending) this.purge();
   }
 
   /** The registry as a node starts it (written in the node's first batch). */
@@ -122,19 +155,22 @@ export class VaultManager {
     });
   }
 
-  /** Delete a vault and all its history from this node (its records are dropped in the same batch). */
-  async deleteVault(name: string): Promise<void> {
-    await this.exclusive(async () => {
+  /**
+   * Delete a vault and all its history from this node: its records are dropped in one batch,
+   * then the log is rewritten so they (and the registry versions holding its key) leave the
+   * file. `purged` is false when that rewrite must wait for free space; it resumes by itself.
+   */
+  async deleteVault(name: string): Promise<{ purged: boolean }> {
+    return this.exclusive(async () => {
       const record = this.find(name);
       const vault = await this.openVault(name);
       const ops = await vault.deletionOps();
       const records = this.records.filter((r) => r !== record);
-      this.store.write([...ops, this.registryOp(records)]);
+      this.store.write([...ops, this.registryOp(records, true)]);
       this.records = records;
+      this.purgePending = true;
       this.opened.delete(record.id);
-      // Rewrite the log now, so the vault's records and the registry versions holding its key
-      // leave the file instead of lingering as dead records until a later compaction.
-      this.store.compact();
+      return { purged: this.purge() };
     });
   }
 

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliSandbox } from '../helpers/cli.js';
+import { lockPresent } from '../helpers/index.js';
 import os from 'node:os';
 
 /** A real, tiny file system, when this machine lets us mount one (root in CI here). */
@@ -54,6 +55,6 @@ describe('disk full', () => {
     expect(cli.run(['secrets', 'get', `v:fill/${stored.length}`], { env }).code).toBe(5); // the failed write left nothing
     // Make room, and the node takes writes again.
     cli.ok(['secrets', 'set', 'v:small'], { input: 'ok', env });
-    expect(fs.existsSync(path.join(nodePath, 'LOCK'))).toBe(false);
+    expect(lockPresent(nodePath)).toBe(false);
   });
 });

@@ -35,3 +35,13 @@ export function filesUnder(dir: string): string[] {
   }
   return out;
 }
+
+/** Whether a node's lock is present (it is a symbolic link, dangling by design: lstat, not exists). */
+export function lockPresent(nodePath: string): boolean {
+  try {
+    fs.lstatSync(path.join(nodePath, 'LOCK'));
+    return true;
+  } catch {
+    return false;
+  }
+}

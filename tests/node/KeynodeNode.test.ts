@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeynodeNode } from '../../src/node/KeynodeNode.js';
 import { resolveNodePath } from '../../src/node/nodePath.js';
-import { createTestNode, filesUnder, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
+import { createTestNode, filesUnder, lockPresent, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
 
 function snapshot(dir: string): Map<string, string> {
   return new Map(filesUnder(dir).map((f) => [path.relative(dir, f), fs.readFileSync(f).toString('base64')]));
@@ -20,7 +20,7 @@ describe('KeynodeNode', () => {
     expect(status).toMatchObject({ nodeId: node.nodeId, vaultCount: 0, nodePath });
     expect(status.storeBytes).toBeGreaterThan(0);
     node.close();
-    expect(fs.existsSync(path.join(nodePath, 'LOCK'))).toBe(false);
+    expect(lockPresent(nodePath)).toBe(false);
   });
 
   it('refuses to create over an existing node or into a non-empty directory', async () => {
@@ -93,6 +93,62 @@ describe('KeynodeNode', () => {
     const rebuilt = await KeynodeNode.open({ nodePath: elsewhere, password: 'p' });
     expect(rebuilt.nodeId).toBe(nodeId);
     rebuilt.close();
+  });
+
+  it('recover with the key file gone opens the existing store with the phrase and writes only a key file', async () => {
+    const { node, nodePath, recoveryPhrase } = await createTestNode();
+    await (await node.vaults.createVault('kept')).writeSecret('db/password', Buffer.from('s3cret'));
+    node.close();
+    fs.rmSync(path.join(nodePath, 'keynode.key'));
+    const storeBefore = fs.readFileSync(path.join(nodePath, 'store.log'));
+    // init must not touch it: the data is only a phrase away.
+    await expect(KeynodeNode.create({ nodePath, password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_NODE_EXISTS' });
+    // Another node's phrase is refused and changes nothing.
+    const other = await createTestNode();
+    other.node.close();
+    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: other.recoveryPhrase, password: 'new', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_WRONG_PHRASE' });
+    expect(fs.existsSync(path.join(nodePath, 'keynode.key'))).toBe(false);
+    expect(fs.readFileSync(path.join(nodePath, 'store.log')).equals(storeBefore)).toBe(true);
+    const result = await KeynodeNode.recover({ nodePath, recoveryPhrase, password: 'new password', kdf: TEST_KDF });
+    expect(result).toEqual({ nodeId: node.nodeId, existing: true });
+    expect(fs.readFileSync(path.join(nodePath, 'store.log')).equals(storeBefore)).toBe(true);
+    const reopened = await KeynodeNode.open({ nodePath, password: 'new password' });
+    expect((await (await reopened.vaults.openVault('kept')).readSecret('db/password')).toString()).toBe('s3cret');
+    reopened.close();
+  });
+
+  it('init refuses a file as node path and leaves a non-empty directory exactly as it was', async () => {
+    const busy = tempDir();
+    fs.chmodSync(busy, 0o755);
+    fs.writeFileSync(path.join(busy, 'notes.txt'), 'mine');
+    await expect(KeynodeNode.create({ nodePath: busy, password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(fs.statSync(busy).mode & 0o777).toBe(0o755);
+    await expect(KeynodeNode.create({ nodePath: path.join(busy, 'notes.txt'), password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+  });
+
+  it('finishes an interrupted vault delete when the node next opens: the vault key leaves the file', async () => {
+    const { node, nodePath } = await createTestNode();
+    const doomed = await node.vaults.createVault('doomed');
+    for (let i = 0; i < 5; i++) await doomed.writeSecret(`s${i}`, Buffer.from(`value-${i}`));
+    await (await node.vaults.createVault('kept')).writeSecret('x', Buffer.from('y'));
+    const recordsBefore = node.status().storeBytes;
+    // Simulate a crash between the deleting batch and the compaction that follows it.
+    const store = (node as unknown as { store: { compact(): void } }).store;
+    const compact = store.compact.bind(store);
+    store.compact = () => {
+      throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+    };
+    expect(await node.vaults.deleteVault('doomed')).toEqual({ purged: false });
+    store.compact = compact;
+    expect(node.status().storeBytes).toBeGreaterThan(recordsBefore);
+    node.close();
+    const sizeBefore = fs.statSync(path.join(nodePath, 'store.log')).size;
+    const reopened = await KeynodeNode.open({ nodePath, password: TEST_PASSWORD });
+    expect(reopened.vaults.hasVault('doomed')).toBe(false);
+    expect(fs.statSync(path.join(nodePath, 'store.log')).size).toBeLessThan(sizeBefore / 2);
+    expect((await (await reopened.vaults.openVault('kept')).readSecret('x')).toString()).toBe('y');
+    expect((reopened.vaults as unknown as { purgePending: boolean }).purgePending).toBe(false);
+    reopened.close();
   });
 
   it('is self-contained: a copied node directory opens elsewhere', async () => {

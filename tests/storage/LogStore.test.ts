@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { Keyspace } from '../../src/storage/Keyspace.js';
-import { LogStore, STORE_FILE } from '../../src/storage/LogStore.js';
+import { LogStore, STORE_FILE, TORN_TAIL_PREFIX } from '../../src/storage/LogStore.js';
+import { StoreMark } from '../../src/storage/StoreMark.js';
 import { randomBytes } from '../../src/crypto/random.js';
 import { isKeynodeError } from '../../src/errors.js';
 import { tempDir } from '../helpers/index.js';
@@ -13,7 +14,7 @@ const keyspace = new Keyspace(randomBytes(32));
 
 function freshStore(): { dir: string; store: LogStore } {
   const dir = tempDir();
-  LogStore.create(dir);
+  LogStore.create(dir, batchKey);
   return { dir, store: LogStore.open(dir, batchKey) };
 }
 
@@ -81,25 +82,81 @@ describe('LogStore', () => {
     expect(bytes.includes(Buffer.from('canary-value-91bc'))).toBe(false);
   });
 
-  it('cuts off a batch torn by a crash and keeps everything before it', () => {
+  it('leaves out a batch torn by a crash, never shortens the file on open, and sets the tail aside on the next write', () => {
     const { dir, store } = freshStore();
     store.write([{ keyspace, name: 'kept', value: Buffer.from('yes') }]);
     const size = store.sizeBytes;
+    // The mark as a crash during the next append would leave it: that batch was never acknowledged.
+    const markBefore = fs.readFileSync(path.join(dir, StoreMark.FILE));
     store.write([{ keyspace, name: 'torn', value: Buffer.alloc(1000, 7) }]);
     store.close();
     const file = path.join(dir, STORE_FILE);
-    for (const cut of [size + 2, size + 500, fs.statSync(file).size - 1]) {
+    for (const cut of [size + 3, size + 500, fs.statSync(file).size - 1]) {
       const copy = tempDir();
       const bytes = fs.readFileSync(file).subarray(0, cut);
       fs.writeFileSync(path.join(copy, STORE_FILE), bytes);
+      fs.writeFileSync(path.join(copy, StoreMark.FILE), markBefore);
       const reopened = LogStore.open(copy, batchKey);
       expect(reopened.get(keyspace, 'kept')?.toString()).toBe('yes');
       expect(reopened.has(keyspace, 'torn')).toBe(false);
       expect(reopened.sizeBytes).toBe(size);
+      expect(reopened.report.tornTailBytes).toBe(cut - size);
+      expect(fs.statSync(path.join(copy, STORE_FILE)).size).toBe(cut); // opening changed nothing
       reopened.write([{ keyspace, name: 'after', value: Buffer.from('ok') }]);
+      const aside = reopened.report.tornTailSetAsideTo!;
+      expect(aside.startsWith(TORN_TAIL_PREFIX)).toBe(true);
+      expect(fs.readFileSync(path.join(copy, aside)).equals(bytes.subarray(size))).toBe(true);
       reopened.close();
       expect(LogStore.open(copy, batchKey).get(keyspace, 'after')?.toString()).toBe('ok');
     }
+  });
+
+  it('refuses a log cut at a batch boundary or replaced by an older copy, unless told to accept it', () => {
+    const { dir, store } = freshStore();
+    const file = path.join(dir, STORE_FILE);
+    const boundaries: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      store.write([{ keyspace, name: `k${i}`, value: Buffer.from(`v${i}`) }]);
+      boundaries.push(store.sizeBytes);
+    }
+    const older = fs.readFileSync(file).subarray(0, boundaries[2]);
+    store.write([{ keyspace, name: 'last', value: Buffer.from('z') }]);
+    store.close();
+    const full = fs.readFileSync(file);
+    for (const cut of [8, ...boundaries]) {
+      fs.writeFileSync(file, full.subarray(0, cut));
+      expectIntegrityError(() => LogStore.open(dir, batchKey));
+    }
+    fs.writeFileSync(file, older);
+    expectIntegrityError(() => LogStore.open(dir, batchKey));
+    // Without its mark the log cannot be vouched for either.
+    fs.writeFileSync(file, full);
+    fs.renameSync(path.join(dir, StoreMark.FILE), path.join(dir, 'mark.saved'));
+    expectIntegrityError(() => LogStore.open(dir, batchKey));
+    fs.renameSync(path.join(dir, 'mark.saved'), path.join(dir, StoreMark.FILE));
+    expect(LogStore.open(dir, batchKey).get(keyspace, 'last')?.toString()).toBe('z');
+    // The owner's explicit word accepts the older copy and moves the mark to it.
+    fs.writeFileSync(file, older);
+    const accepted = LogStore.open(dir, batchKey, { acceptOlderState: true });
+    expect(accepted.report.acceptedOlderState).toEqual({ logSequence: '3', markSequence: '6' });
+    expect(accepted.get(keyspace, 'k1')?.toString()).toBe('v1');
+    accepted.close();
+    LogStore.open(dir, batchKey).close();
+  });
+
+  it('refuses to append when another process changed the log under it', () => {
+    const { dir, store } = freshStore();
+    store.write([{ keyspace, name: 'a', value: Buffer.from('1') }]);
+    const other = LogStore.open(dir, batchKey);
+    other.write([{ keyspace, name: 'b', value: Buffer.from('2') }]);
+    expectIntegrityError(() => store.write([{ keyspace, name: 'c', value: Buffer.from('3') }]));
+    other.compact(); // replaces the file: the first handle now points at an unlinked log
+    const third = LogStore.open(dir, batchKey);
+    expectIntegrityError(() => other.close() ?? store.write([{ keyspace, name: 'd', value: Buffer.from('4') }]));
+    expect(third.get(keyspace, 'b')?.toString()).toBe('2');
+    expect(third.has(keyspace, 'c')).toBe(false);
+    third.close();
+    store.close();
   });
 
   it('detects a flipped byte in a value on read, naming nothing secret', () => {
@@ -209,6 +266,52 @@ describe('LogStore', () => {
     expect(again.get(keyspace, 'after')?.toString()).toBe('fine');
     expect(again.has(keyspace, 'during')).toBe(false);
     again.close();
+  });
+
+  it('compaction survives short writes, and a disk that fills mid-way leaves the old log untouched', () => {
+    const { dir, store } = freshStore();
+    for (let i = 0; i < 40; i++) store.write([{ keyspace, name: `k${i % 8}`, value: Buffer.alloc(3000, i) }]);
+    const file = path.join(dir, STORE_FILE);
+    const before = fs.readFileSync(file);
+    const real = fs.writeSync;
+    // Every write is cut to half what was asked (a nearly full disk does that), then the disk is full.
+    let budget = 6;
+    vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buffer: Uint8Array, offset?: number, length?: number, position?: number) => {
+      if (budget-- <= 0) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return real(fd, buffer, offset, Math.max(1, Math.floor((length ?? 0) / 2)), position);
+    }) as typeof fs.writeSync);
+    let caught: unknown;
+    try {
+      store.compact();
+    } catch (error) {
+      caught = error;
+    }
+    vi.restoreAllMocks();
+    expect(isKeynodeError(caught, 'ERR_NO_SPACE')).toBe(true);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+    expect(fs.existsSync(`${file}.compact`)).toBe(false);
+    // Short writes alone are simply continued.
+    vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, buffer: Uint8Array, offset?: number, length?: number, position?: number) =>
+      real(fd, buffer, offset, Math.max(1, Math.floor((length ?? 0) / 3)), position)) as typeof fs.writeSync);
+    store.compact();
+    vi.restoreAllMocks();
+    expect(fs.statSync(file).size).toBeLessThan(before.length / 3);
+    store.close();
+    const again = LogStore.open(dir, batchKey);
+    for (let i = 32; i < 40; i++) expect(again.get(keyspace, `k${i % 8}`)?.equals(Buffer.alloc(3000, i))).toBe(true);
+    again.close();
+  });
+
+  it('compaction does not start without free space for the live data', () => {
+    const { dir, store } = freshStore();
+    store.write([{ keyspace, name: 'a', value: Buffer.alloc(10_000, 1) }]);
+    const before = fs.readFileSync(path.join(dir, STORE_FILE));
+    const real = fs.statfsSync;
+    vi.spyOn(fs, 'statfsSync').mockImplementation(((target: fs.PathLike) => ({ ...real(target), bavail: 1, bsize: 4096 })));
+    expect(() => store.compact()).toThrow(/not enough free space to compact/);
+    vi.restoreAllMocks();
+    expect(fs.readFileSync(path.join(dir, STORE_FILE)).equals(before)).toBe(true);
+    store.close();
   });
 
   it('compacts to live records only, keeping every value', () => {

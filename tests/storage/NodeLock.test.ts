@@ -47,10 +47,37 @@ describe('NodeLock', () => {
     expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
   });
 
-  it('treats an empty (half-written) lock file as stale', async () => {
+  it('treats an old-style empty lock file as stale only once it is old, never while it may be being written', async () => {
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, LOCK_FILE), '');
+    const file = path.join(dir, LOCK_FILE);
+    fs.writeFileSync(file, '');
+    const young = await NodeLock.acquire(dir, { waitMs: 0 }).catch((error: unknown) => error);
+    expect(isKeynodeError(young, 'ERR_NODE_LOCKED')).toBe(true);
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(file, past, past);
     const lock = await NodeLock.acquire(dir, { waitMs: 0 });
+    expect(fs.lstatSync(file).isSymbolicLink()).toBe(true);
     lock.release();
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it('never lets two of many racing processes hold the lock at once', async () => {
+    const dir = tempDir();
+    const counter = path.join(dir, 'inside');
+    // Each child takes the lock, checks nobody else is inside, stays a moment, leaves.
+    const script = `
+      const fs = require('node:fs');
+      import(${JSON.stringify(path.resolve(import.meta.dirname, '../../dist/storage/NodeLock.js'))}).then(async ({ NodeLock }) => {
+        for (let i = 0; i < 10; i++) {
+          const lock = await NodeLock.acquire(process.argv[1], { waitMs: 30000 });
+          try { fs.mkdirSync(process.argv[2]); } catch { console.log('OVERLAP'); process.exit(3); }
+          await new Promise((r) => setTimeout(r, 2));
+          fs.rmdirSync(process.argv[2]);
+          lock.release();
+        }
+      });`;
+    const children = Array.from({ length: 8 }, () => spawn(process.execPath, ['-e', script, dir, counter], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const codes = await Promise.all(children.map((child) => new Promise<number | null>((resolve) => child.once('exit', resolve))));
+    expect(codes).toEqual(Array(8).fill(0));
   });
 });

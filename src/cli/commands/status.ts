@@ -29,6 +29,10 @@ export function register(program: Command): void {
           `created     ${status.createdAt}`,
           `vaults      ${status.vaultCount}`,
           `store size  ${formatBytes(status.storeBytes)}`,
+          ...(status.store.tornTailBytes > 0
+            ? [`store tail  ${status.store.tornTailBytes} B of an interrupted, never acknowledged write (set aside by the next write)`]
+            : []),
+          ...(status.store.tornTailSetAsideTo ? [`set aside   ${status.store.tornTailSetAsideTo}`] : []),
         ].join('\n'),
       );
     });

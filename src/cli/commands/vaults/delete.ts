@@ -11,12 +11,18 @@ export function register(vaults: Command): void {
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (name: string, options: { yes?: boolean }, command: Command) => {
       const global = globalOptions(command);
-      await withClient(global, async (client) => {
+      const { purged } = await withClient(global, async (client) => {
         const { vaults } = await client.call('vaults.list', {});
         if (!vaults.some((v) => v.name === name)) throw new KeynodeError('ERR_VAULT_NOT_FOUND', `no vault named "${name}"`, { vault: name });
         await confirmAction(`Delete vault "${name}" and all its history`, name, options.yes);
-        await client.call('vaults.delete', { name });
+        return client.call('vaults.delete', { name });
       });
-      emit(global, { name, deleted: true }, `Deleted vault ${name}`);
+      emit(
+        global,
+        { name, deleted: true, purged },
+        purged
+          ? `Deleted vault ${name}`
+          : `Deleted vault ${name}; its encrypted records stay in the store file until there is room to compact it (retried each time the node opens)`,
+      );
     });
 }
