@@ -5,6 +5,7 @@ import * as init from './commands/init.js';
 import * as recover from './commands/recover.js';
 import * as password from './commands/password.js';
 import * as status from './commands/status.js';
+import * as check from './commands/check.js';
 import * as vaultsCreate from './commands/vaults/create.js';
 import * as vaultsList from './commands/vaults/list.js';
 import * as vaultsRename from './commands/vaults/rename.js';
@@ -44,7 +45,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.configureOutput({ outputError: (text, write) => write(`keynode: ${text.replace(/^error: /, '')}`) });
 
-  for (const command of [init, recover, password, status, importCommand]) command.register(program);
+  for (const command of [init, recover, password, status, check, importCommand]) command.register(program);
 
   const vaults = program.command('vaults').description('create, list, rename, tag, delete vaults; history, diff, revert, export');
   for (const command of [vaultsCreate, vaultsList, vaultsRename, vaultsDelete, vaultsTag, vaultsLog, vaultsDiff, vaultsRevert, vaultsExport]) command.register(vaults);
