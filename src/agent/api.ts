@@ -3,7 +3,7 @@ import type { KeynodeNode } from '../node/KeynodeNode.js';
 import { copyBetweenVaults } from '../vaults/transfer.js';
 import { normalizeSecretPath } from '../vaults/paths.js';
 import type { Vault, WriteResult } from '../vaults/Vault.js';
-import { arrayOf, base64, boolean, count, object, optional, string, type Check } from './schema.js';
+import { absolutePath, arrayOf, base64, boolean, count, object, optional, string, type Check } from './schema.js';
 
 /**
  * The client API (version 1): every operation the CLI performs on a node, as JSON-safe
@@ -48,6 +48,7 @@ function method<P, R>(params: Record<string, Check>, run: (node: KeynodeNode, pa
 
 export const API = {
   'node.status': method({}, async (node) => node.status()),
+  'node.check': method({}, async (node) => node.check()),
 
   'vaults.list': method({ tag: optional(string) }, async (node, p: { tag?: string }) => ({ vaults: node.vaults.listVaults({ tag: p.tag }) })),
   'vaults.create': method({ name: string }, async (node, p: { name: string }) => ({ name: p.name, commit: (await node.vaults.createVault(p.name)).headCommit })),
@@ -56,8 +57,8 @@ export const API = {
     return { name: p.newName, previousName: p.name };
   }),
   'vaults.delete': method({ name: string }, async (node, p: { name: string }) => {
-    await node.vaults.deleteVault(p.name);
-    return { name: p.name, deleted: true };
+    const { purged } = await node.vaults.deleteVault(p.name);
+    return { name: p.name, deleted: true, purged };
   }),
   'vaults.tag': method({ name: string, tag: string }, async (node, p: { name: string; tag: string }) => node.vaults.tagVault(p.name, p.tag)),
   'vaults.untag': method({ name: string, tag: string }, async (node, p: { name: string; tag: string }) => node.vaults.untagVault(p.name, p.tag)),
@@ -81,7 +82,7 @@ export const API = {
   'vaults.revert': method({ name: string, commit: string, message: optional(string) }, async (node, p: { name: string; commit: string; message?: string }) =>
     (await vaultOf(node, p.name)).revert(p.commit, { message: p.message }),
   ),
-  'vaults.exportBundle': method({ name: string, file: string }, async (node, p: { name: string; file: string }) => (await vaultOf(node, p.name)).exportBundle(p.file)),
+  'vaults.exportBundle': method({ name: string, file: absolutePath }, async (node, p: { name: string; file: string }) => (await vaultOf(node, p.name)).exportBundle(p.file)),
   'vaults.import': method(
     { name: string, entries: arrayOf(object({ path: string, value: base64 })), message: string },
     async (node, p: { name: string; entries: Array<{ path: string; value: string }>; message: string }) =>

@@ -6,7 +6,7 @@ import { AgentConnection } from '../client/AgentConnection.js';
 import { readSession, writeSession } from '../client/sessionFile.js';
 import { printSaved, printSecretValue } from './format.js';
 import { reportError } from './output.js';
-import { readStdin } from './stdin.js';
+import { readValueFromStdin } from './stdin.js';
 
 /**
  * The hot commands (`secrets get`, `secrets set` from stdin) through a running agent with a
@@ -74,7 +74,7 @@ export async function tryFastPath(argv: string[]): Promise<number | undefined> {
       const result = (await connection.request('secrets.get', { vault: ref.vault, path: ref.path, version: parsed.version }, session.token)) as { value: string };
       printSecretValue(parsed, { ...ref, version: parsed.version }, Buffer.from(result.value, 'base64'));
     } else {
-      const value = await readStdin();
+      const value = await readValueFromStdin();
       const params = { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message };
       type Written = { commit: string; changed: boolean };
       let result: Written;

@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { KeynodeError, isKeynodeError } from '../errors.js';
+import { FILE_PARAMS } from '../agent/fileParams.js';
 import type { MethodName, ParamsOf, ResultOf } from '../agent/api.js';
 import { socketPath } from '../agent/paths.js';
 import type { KeynodeNode } from '../node/KeynodeNode.js';
@@ -21,6 +23,15 @@ export interface ClientOptions {
   /** Asked only when needed: opening the node locally, or (re)authenticating to the agent. */
   password: () => Promise<string>;
   lockWaitMs?: number;
+}
+
+/** Params with file paths made absolute here: the agent resolves nothing against its own directory. */
+function withAbsolutePaths<M extends MethodName>(method: M, params: ParamsOf<M>): ParamsOf<M> {
+  const fields = FILE_PARAMS[method];
+  if (!fields) return params;
+  const copy = { ...(params as Record<string, unknown>) };
+  for (const field of fields) if (typeof copy[field] === 'string') copy[field] = path.resolve(copy[field]);
+  return copy;
 }
 
 class AgentClient implements KeynodeClient {
@@ -64,7 +75,8 @@ class AgentClient implements KeynodeClient {
     return stored.token;
   }
 
-  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+  async call<M extends MethodName>(method: M, given: ParamsOf<M>): Promise<ResultOf<M>> {
+    const params = withAbsolutePaths(method, given);
     this.session ??= this.token();
     const token = await this.session;
     try {
@@ -102,7 +114,7 @@ class LocalClient implements KeynodeClient {
       }
       this.node = await KeynodeNode.open({ nodePath: this.options.nodePath, password: await this.options.password(), lockWaitMs: this.options.lockWaitMs });
     }
-    return (await dispatch(this.node, method, params)) as ResultOf<M>;
+    return (await dispatch(this.node, method, withAbsolutePaths(method, params))) as ResultOf<M>;
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -25,6 +26,15 @@ function startAgent(cli: ReturnType<typeof cliSandbox>, ...flags: string[]): { p
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The node's lock (a symbolic link whose target need not exist: lstat, not existsSync). */
+const lockExists = (nodePath: string) => {
+  try {
+    fs.lstatSync(path.join(nodePath, 'LOCK'));
+    return true;
+  } catch {
+    return false;
+  }
+};
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -51,9 +61,45 @@ function exchange(socketPath: string, payload: Buffer | string, expectReplies: n
         resolve(text.split('\n').filter(Boolean));
       }
     });
-    socket.on('error', reject);
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      // The agent may close a connection it refused while we still write: keep what it said.
+      if (error.code === 'EPIPE' || error.code === 'ECONNRESET') return;
+      reject(error);
+    });
     socket.write(payload);
   });
+}
+
+/** How often each needle occurs in a process's memory (its anonymous, heap and stack mappings). */
+function countInMemory(pid: number, needles: Buffer[]): number[] {
+  const counts = needles.map(() => 0);
+  const fd = fs.openSync(`/proc/${pid}/mem`, 'r');
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+      const [range, perms, , , , file] = line.split(/\s+/);
+      if (!range || !perms?.startsWith('r') || (file && !file.startsWith('['))) continue; // files' mappings hold no secrets
+      const [start, end] = range.split('-').map((hex) => BigInt(`0x${hex}`)) as [bigint, bigint];
+      const step = 64n * 1024n * 1024n;
+      const overlap = 256; // so a needle across two reads is still found
+      for (let at = start; at < end; at += step) {
+        const length = Number(end - at < step ? end - at : step) + (end - at > step ? overlap : 0);
+        const buffer = Buffer.alloc(length);
+        let read = 0;
+        try {
+          read = fs.readSync(fd, buffer, 0, length, at);
+        } catch {
+          continue; // a guard page
+        }
+        const data = buffer.subarray(0, read);
+        needles.forEach((needle, i) => {
+          for (let j = data.indexOf(needle); j >= 0; j = data.indexOf(needle, j + 1)) if (j < Number(step)) counts[i]!++;
+        });
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return counts;
 }
 
 function seed(cli: ReturnType<typeof cliSandbox>) {
@@ -97,7 +143,7 @@ describe('keynode agent (separate process, built binary)', () => {
     cli.ok(['agent', 'stop']);
     expect(alive(pid)).toBe(false);
     expect(fs.existsSync(socket)).toBe(false);
-    expect(fs.existsSync(path.join(cli.nodePath, 'LOCK'))).toBe(false);
+    expect(lockExists(cli.nodePath)).toBe(false);
     expect(cli.ok(['secrets', 'get', 'app:new']).out).toBe('via agent');
     expect(cli.run(['agent', 'status']).code).toBe(12);
   });
@@ -162,7 +208,7 @@ describe('keynode agent (separate process, built binary)', () => {
     process.kill(first.pid, 'SIGKILL');
     while (alive(first.pid)) spawn('true');
     expect(fs.existsSync(first.socket)).toBe(true);
-    expect(fs.existsSync(path.join(cli.nodePath, 'LOCK'))).toBe(true);
+    expect(lockExists(cli.nodePath)).toBe(true);
     // Without an agent the CLI works in process, taking over the dead agent's lock.
     expect(cli.ok(['secrets', 'get', 'app:api/key', '--lock-timeout', '0']).out).toBe('k-123');
     // And a new agent starts over the stale socket.
@@ -245,9 +291,9 @@ describe('keynode agent (separate process, built binary)', () => {
       expect(alive(pid)).toBe(true);
     }
     expect(answered).toBeGreaterThan(1400);
-    // An oversized frame closes that connection only.
+    // An oversized frame closes that connection only (unauthenticated: at 64 KiB).
     const huge = await exchange(socket, Buffer.alloc(130 * 1024 * 1024, 0x61), 1);
-    expect(JSON.parse(huge[0]!).error.code).toBe('ERR_INVALID_REQUEST');
+    expect(JSON.parse(huge[0]!).error).toMatchObject({ code: 'ERR_INVALID_REQUEST', message: expect.stringContaining('frame too large') });
     expect(alive(pid)).toBe(true);
     expect(cli.ok(['secrets', 'get', 'app:db/password'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe('pw-two');
     expect(cli.ok(['agent', 'status', '--json']).json().locked).toBe(false);
@@ -265,11 +311,138 @@ describe('keynode agent (separate process, built binary)', () => {
     for (let t = 0; alive(pid) && t < 100; t++) await sleep(50);
     expect(alive(pid)).toBe(false);
     expect(fs.existsSync(socket)).toBe(false);
-    expect(fs.existsSync(path.join(cli.nodePath, 'LOCK'))).toBe(false);
+    expect(lockExists(cli.nodePath)).toBe(false);
     // Every write the agent acknowledged is in the node.
     results.forEach((result, i) => {
       if (result.code === 0) expect(cli.ok(['secrets', 'get', `app:late/${i}`]).stdout.equals(Buffer.alloc(200_000, i + 1))).toBe(true);
     });
     expect(results.filter((r) => r.code === 0).length).toBeGreaterThan(0);
+  });
+
+  it('keeps no password after unlock and no key or value after lock (its memory, scanned)', () => {
+    const cli = cliSandbox();
+    const password = `pw-${crypto.randomBytes(12).toString('hex')}`;
+    const value = `planted-${crypto.randomBytes(12).toString('hex')}`;
+    const withPassword = { env: { KEYNODE_PASSWORD: password } };
+    cli.ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1'], withPassword);
+    cli.ok(['vaults', 'create', 'app'], withPassword);
+    cli.ok(['secrets', 'set', 'app:planted'], { ...withPassword, input: value });
+    const { pid, socket } = cli.ok(['agent', 'start', '--background', '--json'], withPassword).json();
+    agents.push(pid);
+    cli.ok(['agent', 'unlock'], withPassword); // the password once more, over the socket
+    expect(cli.ok(['secrets', 'get', 'app:planted'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe(value);
+    const needles = [password, value, Buffer.from(value).toString('base64'), socket].map((text) => Buffer.from(text));
+    const [passwordCopies, , , control] = countInMemory(pid, needles);
+    expect(control).toBeGreaterThan(0); // the scan does find what the agent holds
+    expect(passwordCopies).toBe(0); // before: 10 copies, one in the agent's options for its lifetime
+    cli.ok(['agent', 'lock']);
+    const [afterPassword, afterValue, afterBase64] = countInMemory(pid, needles);
+    expect({ afterPassword, afterValue, afterBase64 }).toEqual({ afterPassword: 0, afterValue: 0, afterBase64: 0 }); // before: 10, 2, 4
+  });
+
+  it('sends nothing to a socket that is not its own agent\'s', async () => {
+    const cli = cliSandbox();
+    seed(cli);
+    const socketPath = path.join(cli.nodePath, 'agent.sock');
+    const received: Buffer[] = [];
+    const impostor = net.createServer((connection) => connection.on('data', (d: Buffer) => received.push(d)));
+    await new Promise<void>((resolve) => impostor.listen(socketPath, resolve));
+    try {
+      const noToken = { env: { KEYNODE_PASSWORD: TEST_PASSWORD } };
+      fs.chmodSync(socketPath, 0o666); // anyone could have bound it
+      const open = cli.run(['agent', 'unlock'], noToken);
+      expect(open.code).toBe(8);
+      expect(open.stderr).toContain(`refusing the agent socket ${socketPath}: its mode 666 lets other users connect`);
+      fs.chmodSync(socketPath, 0o600);
+      fs.chownSync(socketPath, 4321, 4321); // another user's
+      const foreign = cli.run(['secrets', 'get', 'app:api/key'], noToken);
+      expect(foreign.code).toBe(8);
+      expect(foreign.stderr).toContain('it belongs to uid 4321');
+      fs.chownSync(socketPath, process.getuid!(), process.getgid!());
+      fs.chmodSync(cli.nodePath, 0o777); // a directory where others could swap the socket
+      expect(cli.run(['agent', 'unlock'], noToken).stderr).toContain('is writable by other users');
+      fs.chmodSync(cli.nodePath, 0o700);
+      await sleep(100);
+      expect(Buffer.concat(received).length).toBe(0); // not a byte, let alone the password
+    } finally {
+      impostor.close();
+    }
+  });
+
+  it('a foreground agent that cannot make its runtime directory private exits with a clear error', async () => {
+    const cli = cliSandbox();
+    seed(cli);
+    fs.mkdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'), { mode: 0o755 });
+    fs.chmodSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'), 0o755);
+    const child = spawn(process.execPath, [CLI, 'agent', 'start'], { env: cli.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null); // still running: the failure this test is about
+      }, 15_000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(8);
+    expect(stderr).toContain('is not private to this user');
+    expect(fs.existsSync(path.join(cli.nodePath, 'agent.sock'))).toBe(false);
+    expect(lockExists(cli.nodePath)).toBe(false);
+  }, 30_000);
+
+  it('refuses values over the limit early, saying the limit, with or without an agent', async () => {
+    const cli = cliSandbox();
+    seed(cli);
+    const limit = 'values are limited to 64 MiB';
+    const file = path.join(cli.root, 'big');
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, 1024 * 1024 * 1024); // 1 GiB (sparse)
+    for (const withAgent of [false, true]) {
+      if (withAgent) startAgent(cli);
+      const fromFile = cli.run(['secrets', 'set', 'app:big', '--file', file]);
+      expect(fromFile.code).toBe(2);
+      expect(fromFile.stderr).toContain(limit);
+      // From stdin: the CLI stops reading soon after the limit (before: read 1 GB, took 3 GB and 7 s).
+      const child = spawn(process.execPath, [CLI, 'secrets', 'set', 'app:big'], { env: cli.env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.on('error', () => {});
+      const chunk = Buffer.alloc(1024 * 1024, 0x41);
+      let offered = 0;
+      let gone = false;
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      void exited.then(() => (gone = true));
+      while (!gone && !child.stdin.destroyed && offered < 1024 * 1024 * 1024) {
+        offered += chunk.length;
+        if (!child.stdin.write(chunk)) await Promise.race([new Promise((resolve) => child.stdin.once('drain', resolve)), exited]);
+      }
+      expect(await exited).toBe(2);
+      expect(stderr).toContain(`the value from stdin is too large: ${limit}`);
+      expect(offered).toBeLessThan(200 * 1024 * 1024);
+    }
+    // The agent's own check, for clients that send one anyway.
+    const { socket } = JSON.parse(cli.ok(['agent', 'status', '--json']).out);
+    const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
+    const value = Buffer.alloc(64 * 1024 * 1024 + 1).toString('base64');
+    const replies = await exchange(socket, `{"v":1,"id":0,"method":"node.status","token":"${token}"}\n{"v":1,"id":1,"method":"secrets.set","token":"${token}","params":{"vault":"app","path":"big","value":"${value}"}}\n`, 2);
+    expect(replies.map((r) => JSON.parse(r)).find((r) => r.id === 1).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: `invalid request: params.value is too large: ${limit}` });
+  }, 120_000);
+
+  it('writes an export where the caller means, never relative to the agent\'s directory', async () => {
+    const cli = cliSandbox();
+    seed(cli);
+    const { socket } = startAgent(cli);
+    const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
+    const [reply] = await exchange(socket, `{"v":1,"id":1,"method":"vaults.exportBundle","token":"${token}","params":{"name":"app","file":"rel/app.bundle"}}\n`, 1);
+    expect(JSON.parse(reply!).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: 'invalid request: params.file must be an absolute path' });
+    // The CLI resolves against its own working directory before sending.
+    const workdir = path.join(cli.root, 'work');
+    fs.mkdirSync(workdir);
+    const exported = spawn(process.execPath, [CLI, 'vaults', 'export', 'app', '--git-bundle', 'app.bundle', '--yes'], { cwd: workdir, env: { ...cli.env, KEYNODE_PASSWORD: '' } });
+    expect(await new Promise((resolve) => exported.on('exit', resolve))).toBe(0);
+    expect(fs.statSync(path.join(workdir, 'app.bundle')).mode & 0o777).toBe(0o600);
   });
 });

@@ -1,0 +1,201 @@
+import type net from 'node:net';
+import {
+  AGENT_CONNECTION_IDLE_MS,
+  AGENT_FRAME_TIMEOUT_MS,
+  AGENT_MAX_CONNECTIONS,
+  AGENT_MAX_FRAME_BYTES,
+  AGENT_MAX_INFLIGHT_PER_CONNECTION,
+  AGENT_MAX_PENDING_BYTES,
+  AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES,
+  AGENT_WRITE_STALL_MS,
+} from '../constants.js';
+import type { ErrorCode } from '../errors.js';
+import { FrameReader, PROTOCOL_VERSION } from './framing.js';
+
+/** Limits on what clients may make the agent hold (defaults in constants.ts; tests lower them). */
+export interface AgentLimits {
+  maxConnections: number;
+  maxFrameBytes: number;
+  unauthenticatedMaxFrameBytes: number;
+  maxInflightPerConnection: number;
+  maxPendingBytes: number;
+  frameTimeoutMs: number;
+  writeStallMs: number;
+  connectionIdleMs: number;
+}
+
+export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = {
+  maxConnections: AGENT_MAX_CONNECTIONS,
+  maxFrameBytes: AGENT_MAX_FRAME_BYTES,
+  unauthenticatedMaxFrameBytes: AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES,
+  maxInflightPerConnection: AGENT_MAX_INFLIGHT_PER_CONNECTION,
+  maxPendingBytes: AGENT_MAX_PENDING_BYTES,
+  frameTimeoutMs: AGENT_FRAME_TIMEOUT_MS,
+  writeStallMs: AGENT_WRITE_STALL_MS,
+  connectionIdleMs: AGENT_CONNECTION_IDLE_MS,
+};
+
+export type Reply = { v: number; id: string | number | null } & ({ result: unknown } | { error: { code: ErrorCode; message: string } });
+
+/** What a connection needs from the agent that serves it. */
+export interface ConnectionHost {
+  readonly limits: AgentLimits;
+  /** Answer one frame (the host zeroes it once parsed); never rejects. */
+  serve(connection: Connection, frame: Buffer): Promise<Reply>;
+  /** Are all connections together holding more than the agent's budget? */
+  underPressure(): boolean;
+  /** Bytes were freed or a reply was taken: paused connections may go on. */
+  released(): void;
+  closed(connection: Connection): void;
+}
+
+const MiB = 1024 * 1024;
+/** How long a refused connection is still read (and discarded), so its client can read why before it closes. */
+const REFUSED_LINGER_MS = 1_000;
+const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`);
+
+/**
+ * One client's connection as the agent serves it. Memory stays bounded whatever the client does:
+ * a frame may not grow past its limit (far lower before the connection has authenticated); at
+ * most `maxInflightPerConnection` requests run at once; and the socket is not read while frames
+ * wait, while its replies are not taken (write backpressure), or while the agent as a whole holds
+ * more than its budget (except for one small request at a time, so the owner is still served).
+ * Frames that do not complete, replies nobody takes and idle connections time out (`sweep`).
+ */
+export class Connection {
+  /** A request on this connection carried a valid token or unlocked the agent. */
+  authenticated = false;
+  private readonly reader = new FrameReader();
+  private inflight = 0;
+  private inflightBytes = 0;
+  private lastActivity = Date.now();
+  private frameStartedAt: number | null = null;
+  private flushed = 0;
+  private lastFlushAt = Date.now();
+  private done = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly host: ConnectionHost,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => host.released());
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.done = true;
+      this.reader.clear();
+      host.closed(this);
+    });
+  }
+
+  /** Bytes this connection makes the agent hold: buffered and running requests, unsent replies. */
+  get pendingBytes(): number {
+    return this.reader.bufferedBytes + this.inflightBytes + this.socket.writableLength;
+  }
+
+  /** Nothing running, buffered or unsent: closing it loses nothing. */
+  get idle(): boolean {
+    return this.inflight === 0 && this.reader.bufferedBytes === 0 && this.socket.writableLength === 0;
+  }
+
+  get idleSince(): number {
+    return this.lastActivity;
+  }
+
+  private get frameLimit(): number {
+    return this.authenticated ? this.host.limits.maxFrameBytes : this.host.limits.unauthenticatedMaxFrameBytes;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.done) {
+      chunk.fill(0);
+      return;
+    }
+    const now = Date.now();
+    this.lastActivity = now;
+    const completed = this.reader.push(chunk);
+    if (this.reader.partialBytes === 0) this.frameStartedAt = null;
+    else if (completed > 0 || this.frameStartedAt === null) this.frameStartedAt = now;
+    if (this.reader.partialBytes > this.frameLimit) return this.tooLarge();
+    this.pump();
+  }
+
+  private tooLarge(): void {
+    const limit = this.frameLimit;
+    const why = this.authenticated ? '' : ' before the connection has authenticated';
+    this.refuse('ERR_INVALID_REQUEST', `invalid request: frame too large (the limit is ${describeBytes(limit)}${why})`);
+  }
+
+  /** Start what may start, and read on only when nothing is waiting to be taken. */
+  pump(): void {
+    if (this.done) return;
+    const limits = this.host.limits;
+    while (this.reader.hasFrame && this.inflight < limits.maxInflightPerConnection && !this.socket.writableNeedDrain) {
+      // Under the agent-wide budget, a connection still gets one request at a time.
+      if ((this.inflight > 0 || this.socket.writableLength > 0) && this.host.underPressure()) break;
+      const frame = this.reader.next()!;
+      if (frame.length > this.frameLimit) {
+        frame.fill(0);
+        return this.tooLarge();
+      }
+      this.start(frame);
+    }
+    const bigPartial = this.reader.partialBytes > limits.unauthenticatedMaxFrameBytes && this.host.underPressure();
+    if (this.reader.hasFrame || bigPartial) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  private start(frame: Buffer): void {
+    const bytes = frame.length;
+    this.inflight++;
+    this.inflightBytes += bytes;
+    void this.host.serve(this, frame).then((reply) => {
+      this.inflight--;
+      this.inflightBytes -= bytes;
+      this.lastActivity = Date.now();
+      this.send(reply);
+      this.host.released();
+    });
+  }
+
+  private send(reply: Reply): void {
+    if (this.done || this.socket.destroyed || this.socket.writableEnded) return;
+    // Bytes we own and zero once sent (a string would be copied into memory nobody clears).
+    const bytes = Buffer.from(JSON.stringify(reply) + '\n', 'utf8');
+    this.socket.write(bytes, () => bytes.fill(0));
+  }
+
+  /**
+   * Reply with an error not tied to a request and close. What the client still sends is read and
+   * discarded for a moment: a client busy writing would otherwise fail on a reset connection
+   * before it reads the reason.
+   */
+  refuse(code: ErrorCode, message: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.reader.clear();
+    this.frameStartedAt = null;
+    this.socket.resume();
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    this.socket.end(JSON.stringify({ v: PROTOCOL_VERSION, id: null, error: { code, message } }) + '\n');
+    this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), REFUSED_LINGER_MS).unref());
+  }
+
+  /** Enforce the timeouts; called periodically by the agent. */
+  sweep(now: number): void {
+    const limits = this.host.limits;
+    const flushed = this.socket.bytesWritten - this.socket.writableLength;
+    if (flushed !== this.flushed || this.socket.writableLength === 0) {
+      this.flushed = flushed;
+      this.lastFlushAt = now;
+    }
+    if (this.socket.writableLength > 0 && now - this.lastFlushAt > limits.writeStallMs) {
+      this.socket.destroy(); // nobody takes the replies: nothing more can be said to it
+    } else if (!this.done && this.frameStartedAt !== null && now - this.frameStartedAt > limits.frameTimeoutMs) {
+      this.refuse('ERR_INVALID_REQUEST', `invalid request: a frame was not completed within ${limits.frameTimeoutMs / 1000} s`);
+    } else if (this.idle && now - this.lastActivity > limits.connectionIdleMs) {
+      this.done = true;
+      this.socket.end();
+    }
+  }
+}
