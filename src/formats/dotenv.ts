@@ -3,10 +3,14 @@ import { KeynodeError } from '../errors.js';
 /**
  * .env files: `NAME=value` lines, `export ` allowed, `#` comments, blank lines.
  * Values are unquoted (trimmed; ` #` starts a comment), 'single-quoted' (literal), or
- * "double-quoted" (escapes \n \r \t \" \\ \$; may span lines). serialize() always writes
- * double-quoted values, which parse() reads back exactly.
+ * "double-quoted" (escapes \n \r \t \" \\ \$ \`; may span lines). serialize() always writes
+ * double-quoted values that both parse() and a POSIX shell (`. file`, `set -a`) read back
+ * exactly: only \ " $ ` are escaped (the four characters special inside a shell's double
+ * quotes) and line breaks are written as they are, since a shell would keep `\n` literally.
+ * Errors give the line only: a file of secrets must never be echoed into a message.
  */
 const KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+const DOUBLE_QUOTE_ESCAPES = new Map([['n', '\n'], ['r', '\r'], ['t', '\t'], ['"', '"'], ['\\', '\\'], ['$', '$'], ['`', '`']]);
 
 export function parseDotenv(text: string): Array<{ name: string; value: string }> {
   const out: Array<{ name: string; value: string }> = [];
@@ -26,14 +30,18 @@ export function parseDotenv(text: string): Array<{ name: string; value: string }
     const head = /^[ \t]*(?:export[ \t]+)?([^=\s]+)[ \t]*=[ \t]*/.exec(text.slice(i));
     if (!head) fail('expected NAME=value');
     const name = head![1]!;
-    if (!KEY.test(name)) fail(`"${name}" is not a valid name`);
+    if (!KEY.test(name)) fail('the name before = is not valid (letters, digits, _ . -, not starting with a digit)');
     i += head![0].length;
     let value = '';
     const quote = text[i];
     if (quote === '"' || quote === "'") {
+      const opened = line;
       i++;
       for (;;) {
-        if (i >= text.length) fail('unterminated quoted value');
+        if (i >= text.length) {
+          line = opened;
+          fail('unterminated quoted value');
+        }
         const char = text[i]!;
         if (char === quote) {
           i++;
@@ -42,7 +50,7 @@ export function parseDotenv(text: string): Array<{ name: string; value: string }
         if (char === '\n') line++;
         if (quote === '"' && char === '\\' && i + 1 < text.length) {
           const next = text[i + 1]!;
-          value += ({ n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\', $: '$' } as Record<string, string>)[next] ?? `\\${next}`;
+          value += DOUBLE_QUOTE_ESCAPES.get(next) ?? `\\${next}`;
           i += 2;
           continue;
         }
@@ -67,13 +75,19 @@ export function parseDotenv(text: string): Array<{ name: string; value: string }
 
 export function serializeDotenv(vars: Record<string, string>): string {
   return Object.entries(vars)
-    .map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\$/g, '\\$').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"\n`)
+    .map(([name, value]) => `${shellName(name)}="${value.replace(/[\\"$`]/g, '\\$&')}"\n`)
     .join('');
+}
+
+/** Names are written bare, so one that is not a plain identifier would be shell syntax. */
+function shellName(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new KeynodeError('ERR_ENV_NAME', `"${name}" is not a valid environment variable name for a shell`, { name });
+  return name;
 }
 
 /** POSIX shell: `export NAME='value'`, single quotes escaped as '\''. */
 export function serializeShell(vars: Record<string, string>): string {
   return Object.entries(vars)
-    .map(([name, value]) => `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`)
+    .map(([name, value]) => `export ${shellName(name)}='${value.replace(/'/g, `'\\''`)}'\n`)
     .join('');
 }

@@ -19,16 +19,37 @@ export function defaultPasswordStore(): string {
   return process.env.PASSWORD_STORE_DIR || path.join(os.homedir(), '.password-store');
 }
 
-function decrypt(file: string): Promise<Buffer> {
+/** How long one gpg may take (a passphrase prompt through gpg-agent included) before it is stopped. */
+export const GPG_DECRYPT_TIMEOUT_MS = 120_000;
+
+/**
+ * Decrypt one file with the user's gpg. The path is absolute and follows `--`, so no file name
+ * can pass as an option; stdin is closed, so a gpg that wants input fails instead of waiting.
+ */
+function decrypt(file: string, options: { timeoutMs: number; env: NodeJS.ProcessEnv }): Promise<Buffer> {
+  const { timeoutMs, env } = options;
   return new Promise((resolve, reject) => {
-    execFile('gpg', ['--quiet', '--batch', '--yes', '--decrypt', file], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error((stderr.toString().trim().split('\n').pop() ?? '') || error.message));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      'gpg',
+      ['--quiet', '--batch', '--yes', '--decrypt', '--', path.resolve(file)],
+      { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL', env },
+      (error, stdout, stderr) => {
+        if (!error) resolve(stdout);
+        else if (error.code === 'ENOENT') reject(new KeynodeError('ERR_NOT_SUPPORTED', 'gpg was not found on PATH; pass stores are decrypted with your own gpg'));
+        else if (error.killed) reject(new Error(`gpg did not finish within ${Math.round(timeoutMs / 1000)} s`));
+        else reject(new Error((stderr.toString().trim().split('\n').pop() ?? '') || error.message));
+      },
+    );
+    child.stdin?.end();
   });
 }
 
-export async function readPasswordStore(storeDir: string, options: { concurrency?: number } = {}): Promise<PassImport> {
+/**
+ * `env` is gpg's environment: the caller passes one without its own credentials (the CLI's
+ * childEnv()), since gpg and the gpg-agent it may start would otherwise inherit them.
+ */
+export async function readPasswordStore(storeDir: string, options: { env: NodeJS.ProcessEnv; concurrency?: number; timeoutMs?: number }): Promise<PassImport> {
+  storeDir = path.resolve(storeDir);
   if (!fs.existsSync(storeDir) || !fs.statSync(storeDir).isDirectory()) {
     throw new KeynodeError('ERR_INVALID_ARGUMENT', `no password store at ${storeDir} (use --store DIR or PASSWORD_STORE_DIR)`);
   }
@@ -63,8 +84,9 @@ export async function readPasswordStore(storeDir: string, options: { concurrency
         continue;
       }
       try {
-        secrets.push({ path: secretPath, value: await decrypt(path.join(storeDir, rel)) });
+        secrets.push({ path: secretPath, value: await decrypt(path.join(storeDir, rel), { timeoutMs: options.timeoutMs ?? GPG_DECRYPT_TIMEOUT_MS, env: options.env }) });
       } catch (error) {
+        if (isKeynodeError(error)) throw error; // no gpg at all: nothing to report per file
         skipped.push({ path: rel, reason: `gpg could not decrypt it: ${(error as Error).message}` });
       }
     }

@@ -26,9 +26,15 @@ export function generateSecret(options: GenerateOptions = {}): string {
     throw new KeynodeError('ERR_INVALID_ARGUMENT', `--length must be 1..${GENERATE_MAX_LENGTH}`);
   }
   const name = options.charset ?? 'alnum';
-  const alphabet = name in CHARSETS ? CHARSETS[name as CharsetName] : name;
-  if (new Set(alphabet).size < 2) {
-    throw new KeynodeError('ERR_INVALID_ARGUMENT', `--charset must name a set (${Object.keys(CHARSETS).join(', ')}) or give at least two characters`);
+  // Own properties only: `constructor` or `__proto__` must not reach Object.prototype.
+  const alphabet = Object.hasOwn(CHARSETS, name) ? CHARSETS[name as CharsetName] : name;
+  const distinct = new Set(alphabet).size;
+  // Literal characters are each given once; a repeat almost always means a mistyped set name.
+  if (distinct < 2 || distinct !== [...alphabet].length) {
+    throw new KeynodeError(
+      'ERR_INVALID_ARGUMENT',
+      `--charset must name a set (${Object.keys(CHARSETS).join(', ')}) or list at least two characters, each once`,
+    );
   }
   return randomString(length, alphabet);
 }

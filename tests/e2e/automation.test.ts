@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cliSandbox } from '../helpers/cli.js';
+import { CLI, cliSandbox } from '../helpers/cli.js';
 
 const hasGpg = spawnSync('gpg', ['--version']).status === 0;
 const hasZsh = spawnSync('zsh', ['--version']).status === 0;
@@ -37,13 +37,62 @@ describe('automation (built binary)', () => {
     cli.ok(['secrets', 'set', 'v:db-password'], { input: 'other' });
     cli.ok(['secrets', 'set', 'v:api/key'], { input: 'k' });
     expect(cli.ok(['secrets', 'env', 'v:api', '--format', 'json']).json()).toEqual({ KEY: 'k' });
-    expect(cli.ok(['secrets', 'env', 'v:db', '--format', 'dotenv']).out).toBe('PASSWORD="it\'s \\"quoted\\"\\nand \\$multi"\n');
+    const dotenv = cli.ok(['secrets', 'env', 'v:db', '--format', 'dotenv']).out;
+    expect(dotenv).toBe('PASSWORD="it\'s \\"quoted\\"\nand \\$multi"\n');
+    expect(execFileSync('sh', ['-c', `set -a; ${dotenv}printf '%s' "$PASSWORD"`], { encoding: 'utf8' })).toBe('it\'s "quoted"\nand $multi');
     const shell = cli.ok(['secrets', 'env', 'v:db', '--var', 'K=v:api/key', '--format', 'shell']).out;
     expect(execFileSync('sh', ['-c', `${shell}printf '%s|%s' "$PASSWORD" "$K"`], { encoding: 'utf8' })).toBe('it\'s "quoted"\nand $multi|k');
     const collision = cli.run(['secrets', 'env', 'v', '--format', 'json']);
     expect(collision.code).toBe(2);
     expect(collision.stderr).toContain('ERR_ENV_NAME');
     expect(cli.run(['secrets', 'env', 'v:api', '--var', '9X=v:api/key', '--format', 'json']).code).toBe(2);
+  });
+
+  it('secrets env refuses imported names that change how programs run, unless named with --var', () => {
+    const cli = cliSandbox();
+    cli.init();
+    const planted = 'LD_PRELOAD=/tmp/evil.so\nBASH_ENV=/tmp/evil.sh\nNODE_OPTIONS=--require=/tmp/evil.js\nPATH=/tmp/evil\nGIT_SSH_COMMAND=evil\nAPP_TOKEN=fine\n';
+    cli.ok(['import', 'dotenv', '-', '--vault', 'imp'], { input: planted });
+    for (const args of [['imp', '--format', 'json'], ['imp', '--format', 'dotenv'], ['imp:LD_PRELOAD', '--', 'true'], ['imp:PATH', '--format', 'shell']]) {
+      const refused = cli.run(['secrets', 'env', ...args]);
+      expect(refused.code, args.join(' ')).toBe(2);
+      expect(refused.stderr).toContain('ERR_ENV_NAME');
+      expect(refused.stderr).toContain('changes how programs run');
+      expect(refused.stderr).not.toContain('/tmp/evil');
+    }
+    expect(cli.ok(['secrets', 'env', 'imp:APP_TOKEN', '--format', 'json']).json()).toEqual({ APP_TOKEN: 'fine' });
+    // Named on purpose: allowed.
+    expect(cli.ok(['secrets', 'env', '--var', 'LD_PRELOAD=imp:LD_PRELOAD', '--format', 'json']).json()).toEqual({ LD_PRELOAD: '/tmp/evil.so' });
+  });
+
+  it('secrets env: an environment too large for exec is a clear error, not an internal one', () => {
+    const cli = cliSandbox();
+    cli.init();
+    cli.ok(['vaults', 'create', 'big']);
+    // One variable over Linux's 128 KiB per-string limit, then 3 MB in all (over the usual 2 MB).
+    cli.ok(['secrets', 'set', 'big:one/huge'], { input: 'x'.repeat(200_000) });
+    const one = cli.run(['secrets', 'env', 'big:one', '--', 'true']);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toContain('ERR_INVALID_ARGUMENT');
+    expect(one.stderr).toMatch(/the environment is too large for exec \(\d+ bytes/);
+    const entries = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`many/v${i}`, 'y'.repeat(100_000)]));
+    cli.ok(['import', 'json', '-', '--vault', 'big'], { input: JSON.stringify(entries) });
+    const many = cli.run(['secrets', 'env', 'big:many', '--', 'true']);
+    expect(many.code).toBe(2);
+    expect(many.stderr).toMatch(/the environment is too large for exec \(\d+ bytes/);
+  });
+
+  it('a malformed JSON or dotenv import names the line, never the content', () => {
+    const cli = cliSandbox();
+    cli.init();
+    const json = cli.run(['import', 'json', '-', '--vault', 'x'], { input: '{\n  "db": hunter2-secret\n}' });
+    expect(json.code).toBe(2);
+    expect(json.stderr).toContain('not valid JSON: line 2, column 9');
+    expect(json.stderr).not.toMatch(/hunter2|secret"/);
+    const dotenv = cli.run(['import', 'dotenv', '-', '--vault', 'x'], { input: 'A="hunter2\n9hunter2=1\n' });
+    expect(dotenv.code).toBe(2);
+    expect(dotenv.stderr).toContain('.env line 1: unterminated quoted value');
+    expect(dotenv.stderr).not.toContain('hunter2');
   });
 
   it('exports a vault as dotenv and JSON and imports them back', () => {
@@ -65,7 +114,7 @@ describe('automation (built binary)', () => {
     expect(cli.run(['vaults', 'export', 'src', '--format', 'dotenv']).code).toBe(2);
     cli.ok(['secrets', 'rm', 'src:bin']);
     const dotenv = cli.ok(['vaults', 'export', 'src', '--format', 'dotenv']).out;
-    expect(dotenv).toBe('DB_PASSWORD="p w\\n\\"x\\""\n');
+    expect(dotenv).toBe('DB_PASSWORD="p w\n\\"x\\""\n');
     const imported = cli.ok(['import', 'dotenv', '-', '--vault', 'env', '--prefix', 'app', '--json'], { input: dotenv + 'export PLAIN=yes # comment\n' }).json();
     expect(imported).toMatchObject({ vault: 'env', imported: 2, created: true });
     expect(cli.ok(['secrets', 'get', 'env:app/DB_PASSWORD']).out).toBe('p w\n"x"');
@@ -97,6 +146,13 @@ describe('automation (built binary)', () => {
     expect(result.imported).toBe(3);
     expect(result.skipped.map((s: { path: string }) => s.path)).toEqual(['.git', 'README.txt', 'broken.gpg']);
     for (const [name, value] of Object.entries(entries)) expect(cli.ok(['secrets', 'get', `migrated:${name}`]).out).toBe(value);
+    // A file named like a gpg option, imported with --store . (relative): a file, not an option.
+    execFileSync('gpg', ['--batch', '--yes', '--trust-model', 'always', '-e', '-r', 'test@keynode.invalid', '-o', path.join(store, '--output=evil.gpg')], { env, input: 'not an option' });
+    const relative = spawnSync(process.execPath, [CLI, 'import', 'pass', '--store', '.', '--vault', 'again', '--json'], { cwd: store, env: { ...cli.env, GNUPGHOME: gnupg }, input: '', timeout: 60_000 });
+    expect(relative.status, relative.stderr.toString()).toBe(0);
+    expect(JSON.parse(relative.stdout.toString()).imported).toBe(4);
+    expect(cli.ok(['secrets', 'get', 'again:--output=evil']).out).toBe('not an option');
+    expect(fs.existsSync(path.join(store, 'evil.gpg'))).toBe(false);
   });
 
   it('completion scripts complete commands and options in a real bash', () => {
@@ -138,7 +194,9 @@ describe('automation (built binary)', () => {
     const copied = cli.ok(['secrets', 'get', 'v:pw', '--copy'], { env });
     expect(copied.out).not.toContain('clip-me');
     expect(fs.readFileSync(board, 'utf8')).toBe('clip-me');
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // Wait for the clearing (an event; the deadline only ends a broken run).
+    const deadline = Date.now() + 60_000;
+    while (fs.readFileSync(board, 'utf8') !== '' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(fs.readFileSync(board, 'utf8')).toBe('');
   });
 });

@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { KeynodeError, fromSystemError, isKeynodeError } from '../../errors.js';
 import { parseDotenv } from '../../formats/dotenv.js';
-import { fromJsonSecrets } from '../../formats/jsonSecrets.js';
+import { fromJsonSecrets, parseJsonText } from '../../formats/jsonSecrets.js';
 import { joinPath, normalizeSecretPath, validateVaultName } from '../../vaults/paths.js';
-import { globalOptions, withClient } from '../context.js';
+import { childEnv, globalOptions, withClient } from '../context.js';
 import { emit } from '../output.js';
 
 interface ImportOptions {
@@ -40,17 +40,10 @@ export function register(program: Command): void {
       if (format === 'dotenv') {
         entries = parseDotenv(readInput(file, format)).map(({ name, value }) => ({ path: name, value: Buffer.from(value, 'utf8') }));
       } else if (format === 'json') {
-        const text = readInput(file, format);
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch (error) {
-          throw new KeynodeError('ERR_INVALID_ARGUMENT', `not valid JSON: ${(error as Error).message}`);
-        }
-        entries = fromJsonSecrets(json);
+        entries = fromJsonSecrets(parseJsonText(readInput(file, format)));
       } else if (format === 'pass') {
         const { defaultPasswordStore, readPasswordStore } = await import('../../importers/passwordStore.js');
-        ({ secrets: entries, skipped } = await readPasswordStore(options.store ?? defaultPasswordStore()));
+        ({ secrets: entries, skipped } = await readPasswordStore(options.store ?? defaultPasswordStore(), { env: childEnv() }));
       } else {
         throw new KeynodeError('ERR_USAGE', `unknown import format "${format}" (dotenv, json or pass)`);
       }

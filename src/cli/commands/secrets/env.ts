@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { KeynodeError } from '../../../errors.js';
-import { EnvCollector, envNameFor, validateEnvName } from '../../../formats/envNames.js';
+import { EnvCollector, checkDerivedEnvName, envNameFor, validateEnvName } from '../../../formats/envNames.js';
 import { serializeDotenv, serializeShell } from '../../../formats/dotenv.js';
 import { baseName, parseSecretRef, type SecretRef } from '../../../vaults/paths.js';
 import type { KeynodeClient } from '../../../client/KeynodeClient.js';
@@ -26,7 +26,8 @@ export async function collectEnv(client: KeynodeClient, refs: SecretRef[], named
     for (const entry of item.entries) {
       const relative = entry.path === '' ? baseName(item.path) : entry.path;
       const full = entry.path === '' ? item.path : item.path === '' ? entry.path : `${item.path}/${entry.path}`;
-      env.add(envNameFor(relative), `${item.vault}:${full}`, fromBase64(entry.value));
+      const source = `${item.vault}:${full}`;
+      env.add(checkDerivedEnvName(envNameFor(relative), source), source, fromBase64(entry.value));
     }
   });
   return env.toObject();
@@ -38,17 +39,51 @@ function parseVar(text: string): { name: string; ref: SecretRef } {
   return { name: validateEnvName(text.slice(0, eq)), ref: parseSecretRef(text.slice(eq + 1)) };
 }
 
+/** Bytes exec(2) copies for argv and the environment ("NAME=value\0" each). */
+function execBytes(command: string[], env: NodeJS.ProcessEnv): { total: number; largest: number } {
+  let total = 0;
+  let largest = 0;
+  for (const arg of command) total += Buffer.byteLength(arg) + 1;
+  for (const [name, value] of Object.entries(env)) {
+    const size = Buffer.byteLength(name) + Buffer.byteLength(value ?? '') + 2;
+    total += size;
+    largest = Math.max(largest, size);
+  }
+  return { total, largest };
+}
+
+function spawnError(error: unknown, command: string[], env: NodeJS.ProcessEnv): KeynodeError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'E2BIG') {
+    const { total, largest } = execBytes(command, env);
+    return new KeynodeError(
+      'ERR_INVALID_ARGUMENT',
+      `the environment is too large for exec (${total} bytes in all, largest variable ${largest} bytes); pass fewer secrets, or use --format or inject to a file`,
+      { bytes: total, largestBytes: largest },
+    );
+  }
+  return new KeynodeError('ERR_IO', `cannot run ${command[0]!}: ${code ?? (error as Error).message}`);
+}
+
 /** Run `command` with `vars` added to the environment; resolves to its exit status (128+signal if killed). */
 function runWithEnv(command: string[], vars: Record<string, string>): Promise<number> {
   const env = childEnv(vars); // never the CLI's own credentials
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     // Handlers first: a signal that arrives while the child starts must not kill keynode
     // (the default action) and orphan the command; it is held and delivered once it exists.
     const started: { child?: ChildProcess } = {};
     const held: NodeJS.Signals[] = [];
     const forward = (signal: NodeJS.Signals) => (started.child ? started.child.kill(signal) : held.push(signal));
     for (const signal of FORWARDED_SIGNALS) process.on(signal, forward);
-    const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+    let child: ChildProcess;
+    try {
+      child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
+    } catch (error) {
+      // exec(2) failures other than "not found"/"not allowed" are thrown, not emitted.
+      for (const signal of FORWARDED_SIGNALS) process.off(signal, forward);
+      reject(spawnError(error, command, env));
+      return;
+    }
     started.child = child;
     for (const signal of held.splice(0)) child.kill(signal);
     const done = (code: number) => {

@@ -1,11 +1,10 @@
-import fs from 'node:fs';
 import type { Command } from 'commander';
-import { KeynodeError, fromSystemError, isKeynodeError } from '../../../errors.js';
+import { KeynodeError, isKeynodeError } from '../../../errors.js';
 import { parseSecretRef } from '../../../vaults/paths.js';
 import { fromBase64, globalOptions, parseInteger, withClient } from '../../context.js';
 import { printSaved } from '../../format.js';
 import { canPrompt, promptNewSecret } from '../../prompt.js';
-import { readStdin } from '../../stdin.js';
+import { readValueFile, readValueFromStdin } from '../../stdin.js';
 
 interface SetOptions {
   file?: string;
@@ -39,11 +38,7 @@ export function register(secrets: Command): void {
       }
       let value: Buffer | undefined;
       if (options.file !== undefined) {
-        try {
-          value = fs.readFileSync(options.file);
-        } catch (error) {
-          throw fromSystemError(error, `reading ${options.file}`);
-        }
+        value = readValueFile(options.file);
       } else if (options.generate) {
         const { generateSecret } = await import('../../../vaults/generateSecret.js');
         value = Buffer.from(
@@ -54,7 +49,7 @@ export function register(secrets: Command): void {
           }),
         );
       } else if (!options.edit) {
-        value = process.stdin.isTTY && canPrompt() ? Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`)) : await readStdin();
+        value = process.stdin.isTTY && canPrompt() ? Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`)) : await readValueFromStdin();
       }
       const result = await withClient(global, async (client) => {
         if (options.edit) {
@@ -66,7 +61,7 @@ export function register(secrets: Command): void {
               throw error;
             },
           );
-          value = editInEditor(current);
+          value = await editInEditor(current);
         }
         return client.call('secrets.set', { vault: vaultName, path, value: value!.toString('base64'), message: options.message });
       });
