@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { KeynodeError, fromSystemError } from '../errors.js';
 import type { KeynodeClient } from '../client/KeynodeClient.js';
-import { resolveNodePath } from '../node/nodePath.js';
+import { exposedDirectoryMode, resolveNodePath } from '../node/nodePath.js';
 import type { Argon2idParams } from '../crypto/kdf.js';
 import { canPrompt, promptLine, promptNewSecret } from './prompt.js';
 import type { OutputOptions } from './output.js';
@@ -18,27 +18,61 @@ export function globalOptions(command: Command): GlobalOptions {
   return command.optsWithGlobals<GlobalOptions>();
 }
 
-export function nodePathOf(options: GlobalOptions): string {
-  return resolveNodePath(options.nodePath);
+let warnedExposedNode = false;
+
+/** The node path; warns when other users may enter it unless the command is about to make it 0700 itself. */
+export function nodePathOf(options: GlobalOptions, { warnIfExposed = true }: { warnIfExposed?: boolean } = {}): string {
+  const nodePath = resolveNodePath(options.nodePath);
+  if (warnIfExposed) warnIfNodeExposed(nodePath);
+  return nodePath;
 }
 
-/** Read a secret from a file: exact bytes, less one trailing newline (as editors add it). */
-export function readSecretFile(file: string, what: string): string {
-  let text: string;
+/**
+ * Warn (once a process) when other users may enter the node directory. Straight to stderr, even
+ * with --json: a security warning is not output to silence.
+ */
+function warnIfNodeExposed(nodePath: string): void {
+  if (warnedExposedNode) return;
+  const mode = exposedDirectoryMode(nodePath);
+  if (mode === undefined) return;
+  warnedExposedNode = true;
+  process.stderr.write(`warning: node directory ${nodePath} is accessible by other users (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 700 ${nodePath}\n`);
+}
+
+/**
+ * Read a secret from a file: its exact bytes, less one trailing newline (\n or \r\n, as editors
+ * add it). Like ssh with a private key, a file that other users may read or write is refused.
+ */
+export function readSecretFile(file: string, what: string): Buffer {
+  let bytes: Buffer;
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, 'r');
+    const stat = fs.fstatSync(fd);
+    // Only regular files: a pipe (`--password-file <(pass show x)`) is private to its processes.
+    if (stat.isFile() && (stat.mode & 0o077) !== 0) {
+      const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
+      throw new KeynodeError('ERR_INVALID_ARGUMENT', `the ${what} file ${file} is accessible by other users (mode ${mode}); run: chmod 600 ${file}`, { file });
+    }
+    bytes = fs.readFileSync(fd);
   } catch (error) {
     throw fromSystemError(error, `reading the ${what} file ${file}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
-  return text.replace(/\r?\n$/, '');
+  const newline = bytes.at(-1) === 0x0a ? (bytes.at(-2) === 0x0d ? 2 : 1) : 0;
+  return bytes.subarray(0, bytes.length - newline);
 }
 
 /**
  * The node password: --password-file, else KEYNODE_PASSWORD, else a hidden prompt on the
  * terminal (asked twice when `confirm`). Explicit sources win so scripts never block on a prompt.
+ * A file's bytes are decoded strictly, so the text is exactly those bytes (what argon2 gets)
+ * and no two files give one password; bytes that are not UTF-8 are refused, not replaced, as
+ * the client and the agent protocol carry passwords as text.
  */
 export async function readPassword(options: GlobalOptions, purpose: { confirm?: boolean; label?: string } = {}): Promise<string> {
-  if (options.passwordFile) return readSecretFile(options.passwordFile, 'password');
+  if (options.passwordFile) return secretFileText(options.passwordFile, 'password');
   const fromEnv = process.env.KEYNODE_PASSWORD;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   if (canPrompt()) {
@@ -46,6 +80,16 @@ export async function readPassword(options: GlobalOptions, purpose: { confirm?: 
     return purpose.confirm ? promptNewSecret(label) : promptLine(`${label}: `, { hidden: true });
   }
   throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'a password is needed: use --password-file FILE or KEYNODE_PASSWORD, or run in a terminal');
+}
+
+/** readSecretFile as text, exactly: bytes that are not UTF-8 are refused, never replaced. */
+export function secretFileText(file: string, what: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(readSecretFile(file, what));
+  } catch (error) {
+    if (error instanceof KeynodeError) throw error;
+    throw new KeynodeError('ERR_INVALID_ARGUMENT', `the ${what} file ${file} is not UTF-8 text (for a random key, store it base64-encoded)`, { file });
+  }
 }
 
 export function lockWaitOf(options: GlobalOptions): number | undefined {
@@ -69,13 +113,17 @@ export async function withClient<T>(options: GlobalOptions, work: (client: Keyno
   }
 }
 
-/** Variables that carry keynode credentials: never handed to a child process. */
-const CREDENTIAL_ENV = ['KEYNODE_PASSWORD', 'KEYNODE_NEW_PASSWORD', 'KEYNODE_RECOVERY_PHRASE'];
+/**
+ * Variables that carry keynode credentials (KEYNODE_PASSWORD, KEYNODE_NEW_PASSWORD,
+ * KEYNODE_RECOVERY_PHRASE, and any later KEYNODE_*PASSWORD/PHRASE/TOKEN/SECRET/KEY): never
+ * handed to a child process. Every program keynode starts gets childEnv().
+ */
+const CREDENTIAL_ENV = /^KEYNODE_\w*(PASSWORD|PHRASE|TOKEN|SECRET|KEY)\w*$/i;
 
 /** This process's environment (plus `extra`) without keynode's credentials. */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  for (const name of CREDENTIAL_ENV) delete env[name];
+  for (const name of Object.keys(env)) if (CREDENTIAL_ENV.test(name)) delete env[name];
   return env;
 }
 

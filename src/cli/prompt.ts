@@ -14,48 +14,128 @@ export function canPrompt(): boolean {
 }
 
 /**
+ * The controlling terminal while prompts are being asked. Raw mode (no echo) is on before a
+ * question is written, so an answer typed as the question appears is never shown, and it stays
+ * on from one prompt to the next asked right after. One reader serves the whole sequence: what
+ * was typed ahead (`pw⏎pw⏎`) is kept in `pending` and answers the next prompt, not lost.
+ */
+interface Terminal {
+  input: tty.ReadStream;
+  writeFd: number;
+  /** Called when input arrives (or ends) while a prompt waits for it. */
+  wake?: () => void;
+  /** The terminal went away (hangup): no answer will come. */
+  ended: boolean;
+}
+
+let terminal: Terminal | undefined;
+/** Read from the terminal but not yet consumed by a prompt (typed ahead). */
+let pending = '';
+/** The last answer ended with '\r': a '\n' right after it is part of that line end. */
+let skipLineFeed = false;
+let release: NodeJS.Immediate | undefined;
+let exitHookInstalled = false;
+
+function openTerminal(): Terminal {
+  if (release) clearImmediate(release);
+  release = undefined;
+  if (terminal) return terminal;
+  const readFd = fs.openSync('/dev/tty', 'r');
+  const writeFd = fs.openSync('/dev/tty', 'w');
+  const input = new tty.ReadStream(readFd);
+  input.setRawMode(true); // before anything is written: nothing typed from now on is echoed
+  input.setEncoding('utf8');
+  const opened: Terminal = { input, writeFd, ended: false };
+  input.on('data', (chunk: string) => {
+    pending += chunk;
+    opened.wake?.();
+  });
+  const end = () => {
+    opened.ended = true;
+    opened.wake?.();
+  };
+  input.on('end', end);
+  input.on('error', end);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', closeTerminal); // never leave the terminal without echo
+  }
+  terminal = opened;
+  return opened;
+}
+
+/** Give the terminal back (echo on) once no prompt follows in the same turn of the event loop. */
+function releaseSoon(): void {
+  if (release) clearImmediate(release);
+  release = setImmediate(closeTerminal);
+}
+
+function closeTerminal(): void {
+  if (release) clearImmediate(release);
+  release = undefined;
+  if (!terminal) return;
+  const { input, writeFd } = terminal;
+  terminal = undefined;
+  input.setRawMode(false);
+  input.destroy();
+  fs.closeSync(writeFd);
+}
+
+/**
  * Read a line from the controlling terminal (not stdin, which may carry a secret value).
  * With `hidden`, nothing is echoed. Ctrl-C cancels.
  */
 export async function promptLine(question: string, options: { hidden?: boolean } = {}): Promise<string> {
-  const readFd = fs.openSync('/dev/tty', 'r');
-  const writeFd = fs.openSync('/dev/tty', 'w');
-  const input = new tty.ReadStream(readFd);
-  const write = (text: string) => fs.writeSync(writeFd, text);
+  const term = openTerminal();
+  const write = (text: string) => fs.writeSync(term.writeFd, text);
   write(question);
-  input.setRawMode(true);
-  input.setEncoding('utf8');
+  let line = '';
   try {
-    return await new Promise<string>((resolve, reject) => {
-      let line = '';
-      input.on('data', (chunk: string) => {
-        for (const char of chunk) {
-          if (char === '\r' || char === '\n') {
-            write('\n');
-            resolve(line);
-            return;
-          }
-          if (char === '\u0003' || char === '\u0004') {
-            write('\n');
-            reject(new KeynodeError('ERR_CANCELLED', 'cancelled'));
-            return;
-          }
-          if (char === '\u007f' || char === '\b') {
-            if (line.length > 0) {
-              line = [...line].slice(0, -1).join('');
-              if (!options.hidden) write('\b \b');
-            }
-            continue;
-          }
-          line += char;
-          if (!options.hidden) write(char);
+    for (;;) {
+      let consumed = 0;
+      for (const char of pending) {
+        consumed += char.length;
+        if (skipLineFeed) {
+          skipLineFeed = false;
+          if (char === '\n') continue;
         }
-      });
-    });
-  } finally {
-    input.setRawMode(false);
-    input.destroy();
-    fs.closeSync(writeFd);
+        if (char === '\r' || char === '\n') {
+          skipLineFeed = char === '\r';
+          pending = pending.slice(consumed);
+          write('\n');
+          releaseSoon();
+          return line;
+        }
+        if (char === '\u0003' || char === '\u0004') {
+          pending = '';
+          write('\n');
+          closeTerminal();
+          throw new KeynodeError('ERR_CANCELLED', 'cancelled');
+        }
+        if (char === '\u007f' || char === '\b') {
+          if (line.length > 0) {
+            line = [...line].slice(0, -1).join('');
+            if (!options.hidden) write('\b \b');
+          }
+          continue;
+        }
+        if (char === '\u0015') {
+          // Ctrl-U: start the line again.
+          if (!options.hidden) write('\b \b'.repeat([...line].length));
+          line = '';
+          continue;
+        }
+        line += char;
+        if (!options.hidden) write(char);
+      }
+      pending = '';
+      if (term.ended) throw new KeynodeError('ERR_CANCELLED', 'cancelled: the terminal closed');
+      await new Promise<void>((resolve) => (term.wake = resolve));
+      term.wake = undefined;
+    }
+  } catch (error) {
+    closeTerminal();
+    throw error;
   }
 }
 

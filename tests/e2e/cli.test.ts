@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliSandbox, holdNode } from '../helpers/cli.js';
-import { filesUnder, TEST_PASSWORD } from '../helpers/index.js';
+import { filesUnder, lockPresent, TEST_PASSWORD } from '../helpers/index.js';
 
 function snapshot(dir: string): string {
   return filesUnder(dir)
@@ -186,7 +186,7 @@ describe('keynode CLI (built binary)', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     holder.child.kill('SIGKILL');
     await new Promise((resolve) => holder.child.once('exit', resolve));
-    expect(fs.existsSync(path.join(cli.nodePath, 'LOCK'))).toBe(true); // left behind by the killed owner
+    expect(lockPresent(cli.nodePath)).toBe(true); // left behind by the killed owner
     expect(cli.ok(['vaults', 'list', '--lock-timeout', '0']).out).toBe('v\n');
   });
 
@@ -196,12 +196,12 @@ describe('keynode CLI (built binary)', () => {
     cli.ok(['vaults', 'create', 'v']);
     cli.ok(['secrets', 'set', 'v:s'], { input: 'kept' });
     const newPasswordFile = path.join(cli.root, 'new-password');
-    fs.writeFileSync(newPasswordFile, 'second password\n');
+    fs.writeFileSync(newPasswordFile, 'second password\n', { mode: 0o600 });
     cli.ok(['password', '--new-password-file', newPasswordFile]);
     expect(cli.run(['secrets', 'get', 'v:s']).code).toBe(4);
     expect(cli.ok(['secrets', 'get', 'v:s', '--password-file', newPasswordFile]).out).toBe('kept');
     const phraseFile = path.join(cli.root, 'phrase');
-    fs.writeFileSync(phraseFile, recoveryPhrase + '\n');
+    fs.writeFileSync(phraseFile, recoveryPhrase + '\n', { mode: 0o600 });
     const recovered = cli.ok(['recover', '--phrase-file', phraseFile, '--json'], { env: { KEYNODE_PASSWORD: 'third password' } }).json();
     expect(recovered).toEqual({ nodeId, nodePath: cli.nodePath, existing: true });
     expect(cli.ok(['secrets', 'get', 'v:s'], { env: { KEYNODE_PASSWORD: 'third password' } }).out).toBe('kept');
@@ -218,5 +218,83 @@ describe('keynode CLI (built binary)', () => {
     const help = ['init', 'recover', 'password', 'status', 'secrets set', 'secrets get'].map((c) => cli.ok([...c.split(' '), '--help']).out).join('\n');
     expect(help).not.toMatch(/--password[ =]<|--value|--secret[ =]</);
     expect(TEST_PASSWORD.length).toBeGreaterThan(0);
+  });
+
+  it('password files: exact bytes less one newline; refused when others may read them or when not UTF-8', () => {
+    const cli = cliSandbox();
+    cli.init();
+    const file = (name: string, bytes: string | Buffer, mode = 0o600) => {
+      const at = path.join(cli.root, name);
+      fs.writeFileSync(at, bytes, { mode });
+      fs.chmodSync(at, mode);
+      return at;
+    };
+    const withFile = (at: string) => cli.run(['status', '--json', '--password-file', at], { env: { KEYNODE_PASSWORD: undefined } });
+    expect(withFile(file('lf', `${TEST_PASSWORD}\n`)).code).toBe(0);
+    expect(withFile(file('crlf', `${TEST_PASSWORD}\r\n`)).code).toBe(0);
+    expect(withFile(file('two-lf', `${TEST_PASSWORD}\n\n`)).code).toBe(4); // only one newline is the editor's
+    const open = file('open', TEST_PASSWORD, 0o644);
+    const refused = withFile(open);
+    expect(refused.code).toBe(2);
+    expect(refused.json().error.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(refused.json().error.message).toContain(`chmod 600 ${open}`);
+    expect(withFile(file('group', TEST_PASSWORD, 0o620)).code).toBe(2);
+
+    // Two different binary files used to decode to the same text (U+FFFD for each bad byte).
+    const other = cliSandbox();
+    other.ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1'], { env: { KEYNODE_PASSWORD: 'pw\uFFFD' } });
+    for (const bad of [Buffer.from([0x70, 0x77, 0xff]), Buffer.from([0x70, 0x77, 0xc3])]) {
+      const result = other.run(['status', '--json', '--password-file', file(`bin-${bad.at(-1)}`, bad)], { env: { KEYNODE_PASSWORD: undefined } });
+      expect(result.code).toBe(2);
+      expect(result.json().error.code).toBe('ERR_INVALID_ARGUMENT');
+    }
+    expect(other.run(['status', '--json', '--password-file', file('replacement', 'pw\uFFFD')], { env: { KEYNODE_PASSWORD: undefined } }).code).toBe(0);
+  });
+
+  it('warns once on stderr when the node directory is open to other users', () => {
+    const cli = cliSandbox();
+    fs.mkdirSync(cli.nodePath, { mode: 0o755 });
+    fs.chmodSync(cli.nodePath, 0o755);
+    const made = cli.run(['init', '--kdf-memory', '8192', '--kdf-iterations', '1', '--json']);
+    expect(made.code).toBe(0);
+    expect(made.stderr).not.toContain('warning: node directory'); // init makes it 0700 itself
+    expect(fs.statSync(cli.nodePath).mode & 0o777).toBe(0o700);
+    expect(cli.ok(['status']).stderr).toBe('');
+    fs.chmodSync(cli.nodePath, 0o755);
+    for (const args of [['status'], ['status', '--json']]) {
+      const stderr = cli.ok(args).stderr;
+      expect(stderr.match(/warning: node directory .* is accessible by other users \(mode 0755\); run: chmod 700 /g)?.length).toBe(1);
+    }
+  });
+
+  it('password never takes the new password from KEYNODE_PASSWORD, and refuses the same password', () => {
+    const cli = cliSandbox();
+    cli.init();
+    const noSource = cli.run(['password', '--json']);
+    expect(noSource.code).toBe(4);
+    expect(noSource.json().error.code).toBe('ERR_PASSWORD_REQUIRED');
+    expect(noSource.out).not.toContain('changed');
+    const same = cli.run(['password', '--json'], { env: { KEYNODE_NEW_PASSWORD: TEST_PASSWORD } });
+    expect(same.code).toBe(2);
+    expect(same.json().error.code).toBe('ERR_INVALID_ARGUMENT');
+    expect(cli.ok(['status', '--json']).json().vaultCount).toBe(0); // still the old password
+    const rewrapped = cli.ok(['password', '--json', '--kdf-memory', '16384', '--kdf-iterations', '1'], { env: { KEYNODE_NEW_PASSWORD: TEST_PASSWORD } }).json();
+    expect(rewrapped).toEqual({ nodePath: cli.nodePath, changed: false, kdfChanged: true });
+    expect(JSON.parse(fs.readFileSync(path.join(cli.nodePath, 'keynode.key'), 'utf8')).kdf.memoryKib).toBe(16384);
+  });
+
+  it('refuses a crafted key file with out-of-bounds KDF parameters (ERR_INTEGRITY, before argon2)', () => {
+    const cli = cliSandbox();
+    cli.init();
+    const keyFile = path.join(cli.nodePath, 'keynode.key');
+    const { checksum: _checksum, ...contents } = JSON.parse(fs.readFileSync(keyFile, 'utf8')) as Record<string, unknown> & { kdf: Record<string, unknown> };
+    const crafted = { ...contents, kdf: { ...contents.kdf, memoryKib: 4 * 1024 * 1024, iterations: 100 } };
+    const checksum = crypto.createHash('sha256').update(JSON.stringify(crafted)).digest('base64');
+    fs.writeFileSync(keyFile, JSON.stringify({ ...crafted, checksum }));
+    const result = cli.run(['status', '--json']);
+    expect(result.code).toBe(7);
+    expect(result.json().error.code).toBe('ERR_INTEGRITY');
+    expect(result.json().error.message).toContain('has invalid KDF parameters');
+    expect(cli.run(['init', '--kdf-memory', String(2 * 1024 * 1024)], { env: { KEYNODE_PATH: path.join(cli.root, 'n2') } }).code).toBe(2);
   });
 });

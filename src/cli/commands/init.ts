@@ -6,7 +6,7 @@ export function register(program: Command): void {
   addKdfOptions(program.command('init').description('create a node: identity key pair and encrypted store'))
     .action(async (options: { kdfMemory?: string; kdfIterations?: string }, command: Command) => {
       const global = globalOptions(command);
-      const nodePath = nodePathOf(global);
+      const nodePath = nodePathOf(global, { warnIfExposed: false }); // create() makes it 0700
       const kdf = kdfOptionsOf(options);
       const { KeynodeNode, DEFAULT_KDF } = await import('../../node/KeynodeNode.js');
       const password = await readPassword(global, { confirm: true });

@@ -1,6 +1,21 @@
 import type { Command } from 'commander';
-import { addKdfOptions, globalOptions, kdfOptionsOf, nodePathOf, readPassword, readSecretFile } from '../context.js';
+import { KeynodeError } from '../../errors.js';
+import { addKdfOptions, globalOptions, kdfOptionsOf, nodePathOf, readPassword, secretFileText } from '../context.js';
 import { emit } from '../output.js';
+import { canPrompt, promptNewSecret } from '../prompt.js';
+
+/**
+ * The new password: --new-password-file, else KEYNODE_NEW_PASSWORD, else asked twice. Never
+ * KEYNODE_PASSWORD or --password-file: those hold the current one, and "changing" to it would
+ * report a change that did not happen.
+ */
+async function readNewPassword(options: { newPasswordFile?: string }): Promise<string> {
+  if (options.newPasswordFile) return secretFileText(options.newPasswordFile, 'new password');
+  const fromEnv = process.env.KEYNODE_NEW_PASSWORD;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (canPrompt()) return promptNewSecret('New password');
+  throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'a new password is needed: use --new-password-file FILE or KEYNODE_NEW_PASSWORD, or run in a terminal');
+}
 
 export function register(program: Command): void {
   addKdfOptions(
@@ -11,13 +26,20 @@ export function register(program: Command): void {
   ).action(async (options: { newPasswordFile?: string; kdfMemory?: string; kdfIterations?: string }, command: Command) => {
     const global = globalOptions(command);
     const nodePath = nodePathOf(global);
+    const kdf = kdfOptionsOf(options);
     const password = await readPassword(global, { label: 'Current password' });
-    let newPassword: string;
-    if (options.newPasswordFile) newPassword = readSecretFile(options.newPasswordFile, 'new password');
-    else if (process.env.KEYNODE_NEW_PASSWORD) newPassword = process.env.KEYNODE_NEW_PASSWORD;
-    else newPassword = await readPassword({ ...global, passwordFile: undefined }, { confirm: true, label: 'New password' });
+    const newPassword = await readNewPassword(options);
+    const samePassword = newPassword === password;
+    // The same password is only a change when the key is rewrapped with other argon2id parameters.
+    if (samePassword && Object.keys(kdf).length === 0) {
+      throw new KeynodeError('ERR_INVALID_ARGUMENT', 'the new password is the same as the current one; nothing was changed');
+    }
     const { KeynodeNode } = await import('../../node/KeynodeNode.js');
-    await KeynodeNode.changePassword({ nodePath, password, newPassword, kdf: kdfOptionsOf(options) });
-    emit(global, { nodePath, changed: true }, 'Password changed.');
+    await KeynodeNode.changePassword({ nodePath, password, newPassword, kdf });
+    emit(
+      global,
+      { nodePath, changed: !samePassword, kdfChanged: Object.keys(kdf).length > 0 },
+      samePassword ? 'Password unchanged; the key is rewrapped with the new argon2id parameters.' : 'Password changed.',
+    );
   });
 }

@@ -6,7 +6,7 @@ import { emit } from '../output.js';
 import { canPrompt, promptLine } from '../prompt.js';
 
 async function readPhrase(options: { phraseFile?: string }): Promise<string> {
-  if (options.phraseFile) return readSecretFile(options.phraseFile, 'recovery phrase');
+  if (options.phraseFile) return readSecretFile(options.phraseFile, 'recovery phrase').toString('utf8');
   const fromEnv = process.env.KEYNODE_RECOVERY_PHRASE;
   if (fromEnv) return fromEnv;
   if (!process.stdin.isTTY) return fs.readFileSync(0, 'utf8');
