@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KeynodeError, fromSystemError } from '../errors.js';
 import { childEnv } from './context.js';
+import { isProcessAlive } from '../processes.js';
 
 /**
  * `secrets set --edit`: the value lives in a 0600 file inside a 0700 directory on a memory-backed
@@ -120,15 +121,6 @@ function wipeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Wipe edit directories (ours, by uid) whose keynode process no longer exists. */
 export function sweepStaleEditDirs(parents: string[]): string[] {
   const swept: string[] = [];
@@ -149,7 +141,7 @@ export function sweepStaleEditDirs(parents: string[]): string[] {
       } catch {
         continue;
       }
-      if (processAlive(Number(match[1]))) continue;
+      if (isProcessAlive(Number(match[1]))) continue;
       wipeDir(full);
       swept.push(full);
     }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KeynodeError, fromSystemError } from '../errors.js';
 import { NODE_LOCK_POLL_MS, NODE_LOCK_WAIT_MS } from '../constants.js';
+import { isProcessAlive } from '../processes.js';
 
 /**
  * One process owns a node at a time. The lock is a symbolic link whose target names the owner
@@ -47,15 +48,6 @@ function readStartTime(pid: number): string {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function shortHost(): string {
   return os.hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, HOST_CHARS);
 }
@@ -87,7 +79,7 @@ function parseOwner(text: string): LockOwner | null {
 function isStale(owner: LockOwner): boolean {
   if (owner.host !== shortHost()) return false;
   if (owner.bootId && owner.bootId !== readBootId()) return true;
-  if (!isAlive(owner.pid)) return true;
+  if (!isProcessAlive(owner.pid)) return true;
   return owner.startTime !== '' && owner.startTime !== readStartTime(owner.pid);
 }
 
