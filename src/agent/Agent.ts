@@ -4,7 +4,7 @@ import { KeynodeError, isKeynodeError } from '../errors.js';
 import { KeynodeNode, type Password } from '../node/KeynodeNode.js';
 import { unlockKeyFile } from '../keys/KeyFile.js';
 import { NodeLock } from '../storage/NodeLock.js';
-import { Connection, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost, type Reply } from './Connection.js';
+import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost, type Reply } from './Connection.js';
 import { dispatch, isMethodName } from './api.js';
 import { PROTOCOL_VERSION } from './framing.js';
 import { socketPath } from './paths.js';
@@ -211,22 +211,26 @@ export class Agent implements ConnectionHost {
     }
     if (this.connections.size >= this.limits.maxConnections && !this.evictIdle()) {
       const message = `the agent is busy: ${this.limits.maxConnections} connections are open and working; try again`;
+      // Keep reading a moment: a client that writes first must not get EPIPE instead of the reason.
+      socket.resume();
       socket.end(JSON.stringify({ v: PROTOCOL_VERSION, id: null, error: { code: 'ERR_AGENT_BUSY', message } }) + '\n');
-      socket.once('finish', () => socket.destroy());
+      socket.once('finish', () => setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref());
       return;
     }
     this.connections.add(new Connection(socket, this));
   }
 
-  /** Make room: close the connection idle longest (unauthenticated ones first). */
+  /**
+   * Make room: close an idle connection, or an unauthenticated one that only trickles a frame
+   * in (a slow sender completing a frame just before each timeout would otherwise hold its
+   * place for ever). Unauthenticated first, then idle before mid-frame, then the longest quiet.
+   */
   private evictIdle(): boolean {
+    const rank = (c: Connection) => (c.authenticated ? 2 : 0) + (c.idle ? 0 : 1);
     let victim: Connection | undefined;
     for (const connection of this.connections) {
-      if (!connection.idle) continue;
-      const better =
-        !victim ||
-        (victim.authenticated && !connection.authenticated) ||
-        (victim.authenticated === connection.authenticated && connection.idleSince < victim.idleSince);
+      if (!connection.idle && (connection.authenticated || !connection.quiet)) continue;
+      const better = !victim || rank(connection) < rank(victim) || (rank(connection) === rank(victim) && connection.idleSince < victim.idleSince);
       if (better) victim = connection;
     }
     if (!victim) return false;

@@ -51,7 +51,8 @@ export interface ConnectionHost {
 
 const MiB = 1024 * 1024;
 /** How long a refused connection is still read (and discarded), so its client can read why before it closes. */
-const REFUSED_LINGER_MS = 1_000;
+/** How long a refused client may still write before the socket closes, so it reads why. */
+export const REFUSED_LINGER_MS = 1_000;
 const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`);
 
 /**
@@ -96,6 +97,11 @@ export class Connection {
   /** Nothing running, buffered or unsent: closing it loses nothing. */
   get idle(): boolean {
     return this.inflight === 0 && this.reader.bufferedBytes === 0 && this.socket.writableLength === 0;
+  }
+
+  /** Nothing running and nothing unsent; a frame may be arriving (a slow sender, maybe). */
+  get quiet(): boolean {
+    return this.inflight === 0 && this.socket.writableLength === 0;
   }
 
   get idleSince(): number {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SECRET_VALUE_MAX_BYTES } from '../constants.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
 import { childEnv } from './context.js';
 import { isProcessAlive } from '../processes.js';
@@ -222,8 +223,15 @@ export async function editInEditor(initial: Uint8Array | undefined): Promise<Buf
     }
     try {
       // Not through a link: whatever the file became, only a regular file in our directory counts.
-      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // Non-blocking open: a FIFO left in its place must not hang us; only a regular file of
+      // at most the value limit is read.
+      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
       try {
+        const stat = fs.fstatSync(fd);
+        if (!stat.isFile()) throw new KeynodeError('ERR_CANCELLED', 'the editor left something other than a file; nothing was saved');
+        if (stat.size > SECRET_VALUE_MAX_BYTES) {
+          throw new KeynodeError('ERR_INVALID_ARGUMENT', `values are limited to ${SECRET_VALUE_MAX_BYTES / (1024 * 1024)} MiB; nothing was saved`);
+        }
         return fs.readFileSync(fd);
       } finally {
         fs.closeSync(fd);

@@ -103,11 +103,28 @@ describe('Agent socket limits (in process, lowered limits)', () => {
     fourth.send(request(1, 'agent.status'));
     expect((await fourth.reply(1)).result).toMatchObject({ locked: false });
 
-    // Three connections in the middle of a frame are not idle: a fifth is turned away.
+    // Unauthenticated connections that only trickle a frame in (slowloris) make room too.
     for (const client of [...others, fourth]) client.socket.write('{"v":1,');
     await sleep(50);
     const fifth = await rawClient(agent);
-    expect((await fifth.reply(null)).error).toEqual({ code: 'ERR_AGENT_BUSY', message: 'the agent is busy: 3 connections are open and working; try again' });
+    await fifth.until(() => [...others, fourth].some((client) => client.closed), 'a slow unauthenticated sender evicted');
+    expect(fifth.closed).toBe(false);
+    expect(agent.connectionCount).toBe(3);
+  });
+
+  it('never evicts an authenticated connection in the middle of a frame: a newcomer is told the agent is busy', async () => {
+    const { agent, token } = await startAgent({ maxConnections: 3 });
+    const owners = [await rawClient(agent), await rawClient(agent), await rawClient(agent)];
+    for (const [i, owner] of owners.entries()) {
+      owner.send(request(i, 'node.status', {}, token));
+      await owner.reply(i);
+      owner.socket.write('{"v":1,');
+    }
+    await sleep(50);
+    const newcomer = await rawClient(agent);
+    newcomer.send(request(9, 'agent.status')); // written before the refusal is read: still gets the reason
+    expect((await newcomer.reply(null)).error).toEqual({ code: 'ERR_AGENT_BUSY', message: 'the agent is busy: 3 connections are open and working; try again' });
+    expect(owners.every((owner) => !owner.closed)).toBe(true);
     expect(agent.connectionCount).toBe(3);
   });
 

@@ -95,6 +95,22 @@ describe('automation (built binary)', () => {
     expect(dotenv.stderr).not.toContain('hunter2');
   });
 
+  it('an import that names a secret twice, or a name as secret and directory, is refused before anything is created', () => {
+    const cli = cliSandbox();
+    cli.init();
+    for (const [format, input] of [
+      ['dotenv', 'A=1\nA=2\n'],
+      ['json', '{"db/password":"x","db":{"password":"y"}}'],
+      ['json', '{"a":"x","a/b":"y"}'],
+    ] as const) {
+      const result = cli.run(['import', format, '-', '--vault', 'dup'], { input });
+      expect(result.code, input).toBe(2);
+      expect(result.stderr).toMatch(/twice|both as a secret and as a directory/);
+      expect(result.stderr).not.toMatch(/"[xy12]"/);
+      expect(cli.ok(['vaults', 'list', '--json']).json().vaults).toEqual([]);
+    }
+  });
+
   it('exports a vault as dotenv and JSON and imports them back', () => {
     const cli = cliSandbox();
     cli.init();

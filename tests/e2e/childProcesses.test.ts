@@ -89,7 +89,7 @@ describe('programs keynode starts (built binary)', () => {
     cli.init();
     cli.ok(['vaults', 'create', 'v']);
     cli.ok(['secrets', 'set', 'v:note'], { input: 'kept' });
-    for (const [body, code] of [['rm -f "$1"', 9], ['exit 3', 9], ['rm -f "$1"; ln -s /etc/hostname "$1"', 9], ['rm -f "$1"; mkdir "$1"', 8]] as const) {
+    for (const [body, code] of [['rm -f "$1"', 9], ['exit 3', 9], ['rm -f "$1"; ln -s /etc/hostname "$1"', 9], ['rm -f "$1"; mkdir "$1"', 9], ['rm -f "$1"; mkfifo "$1"', 9]] as const) {
       const { editor } = recordingEditor(cli.root, body);
       expect(cli.run(['secrets', 'set', 'v:note', '--edit'], { env: { EDITOR: editor } }).code, body).toBe(code);
     }

@@ -37,7 +37,7 @@ describe('environment variable names', () => {
     expect(env.toObject()).toEqual({ DB_PASSWORD: 'x' });
   });
 
-  it.each(['LD_PRELOAD', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'BASH_ENV', 'ENV', 'BASH_FUNC_X', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT', 'GCONV_PATH', 'PATH', 'IFS', 'PS4', 'SHELLOPTS', 'JAVA_TOOL_OPTIONS', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'NPM_CONFIG_SCRIPT_SHELL', 'KEYNODE_PATH', 'HTTPS_PROXY'])(
+  it.each(['LD_PRELOAD', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'BASH_ENV', 'ENV', 'BASH_FUNC_X', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT', 'GCONV_PATH', 'PATH', 'IFS', 'PS4', 'SHELLOPTS', 'JAVA_TOOL_OPTIONS', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'NPM_CONFIG_SCRIPT_SHELL', 'KEYNODE_PATH', 'HTTPS_PROXY', 'OPENSSL_CONF', 'SSLKEYLOGFILE', 'XDG_CONFIG_HOME'])(
     'a name derived from a path may not be %s (it changes how programs run)',
     (name) => {
       expect(changesHowProgramsRun(name)).toBe(true);

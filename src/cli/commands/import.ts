@@ -23,6 +23,26 @@ function readInput(file: string | undefined, format: string): string {
   }
 }
 
+/**
+ * Refuse, before anything is created, an import that names a secret twice (one value would be
+ * lost without a word) or uses a name as both a secret and a directory.
+ */
+function refuseConflicts(paths: string[]): void {
+  const seen = new Set<string>();
+  for (const path of paths) {
+    if (seen.has(path)) throw new KeynodeError('ERR_INVALID_ARGUMENT', `the input names the secret "${path}" twice; nothing was imported`, { path });
+    seen.add(path);
+  }
+  for (const path of paths) {
+    for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) {
+      const directory = path.slice(0, slash);
+      if (seen.has(directory)) {
+        throw new KeynodeError('ERR_INVALID_ARGUMENT', `the input uses "${directory}" both as a secret and as a directory (of "${path}"); nothing was imported`, { path });
+      }
+    }
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('import <format> [file]')
@@ -48,6 +68,7 @@ export function register(program: Command): void {
         throw new KeynodeError('ERR_USAGE', `unknown import format "${format}" (dotenv, json or pass)`);
       }
       const secrets = entries.map((e) => ({ path: normalizeSecretPath(joinPath(prefix, e.path)), value: e.value.toString('base64') }));
+      refuseConflicts(secrets.map((s) => s.path));
       const result = await withClient(global, async (client) => {
         const created = await client.call('vaults.create', { name: options.vault }).then(
           () => true,
