@@ -68,6 +68,9 @@ function isNtfsDotGit(segment: string): boolean {
 
 /** Why git would refuse `segment` as a tree entry name, or null. */
 export function gitReservedName(segment: string): string | null {
+  // Every reserved spelling has a "g" (".git", "GIT~1", "gi7eba~1") or a "~" ("~1234567"):
+  // most names skip the checks below (reads validate paths on every call).
+  if (!/[gG~]/.test(segment)) return null;
   if (isHfsDotName(segment, 'git') || isNtfsDotGit(segment)) return '".git" is reserved';
   if (isHfsDotName(segment, 'gitmodules') || isNtfsDotName(segment, 'gitmodules', 'gi7eba')) return '".gitmodules" is reserved';
   if (isHfsDotName(segment, 'gitattributes') || isNtfsDotName(segment, 'gitattributes', 'gi7d29')) return '".gitattributes" is reserved';
@@ -92,7 +95,8 @@ export function normalizeSecretPath(path: string, options: { allowRoot?: boolean
     if (segment === '.' || segment === '..') throw invalid(path, `"${segment}" segments are not allowed`);
     if (/[\x00-\x1f\x7f]/.test(segment)) throw invalid(path, 'control characters are not allowed');
     if (segment.includes('\\')) throw invalid(path, '"\\" is not allowed');
-    if (Buffer.byteLength(segment) > SECRET_SEGMENT_MAX_BYTES) throw invalid(path, `a segment is longer than ${SECRET_SEGMENT_MAX_BYTES} bytes`);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only long segments need counting.
+    if (segment.length * 3 > SECRET_SEGMENT_MAX_BYTES && Buffer.byteLength(segment) > SECRET_SEGMENT_MAX_BYTES) throw invalid(path, `a segment is longer than ${SECRET_SEGMENT_MAX_BYTES} bytes`);
     const reserved = gitReservedName(segment);
     if (reserved) throw invalid(path, reserved);
   }
