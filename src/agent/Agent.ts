@@ -55,10 +55,24 @@ export function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-/** The password as bytes the agent owns (and zeroes after use). */
-function passwordBuffer(password: unknown): Buffer {
-  if (typeof password !== 'string') throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params must be { password: string }');
-  return Buffer.from(password, 'utf8');
+const UNLOCK_PARAMS = 'invalid request: params must be { password: string } or { passwordBase64: string }';
+
+/**
+ * The password of `session.unlock` as bytes the agent owns (and zeroes after use): exactly one
+ * of `password` (text, taken as UTF-8) or `passwordBase64` (any bytes, as a password file holds).
+ */
+function passwordBuffer(params: Record<string, unknown>): Buffer {
+  const keys = Object.keys(params);
+  if (keys.length !== 1) throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
+  const value = params[keys[0]!];
+  if (typeof value !== 'string') throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
+  if (keys[0] === 'password') return Buffer.from(value, 'utf8');
+  if (keys[0] !== 'passwordBase64') throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
+  const password = Buffer.from(value, 'base64');
+  // Canonical base64 only: Buffer.from skips what is not base64, so two spellings would give one password.
+  if (password.toString('base64') === value) return password;
+  password.fill(0);
+  throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params.passwordBase64 is not canonical base64');
 }
 
 /**
@@ -325,9 +339,7 @@ export class Agent implements ConnectionHost {
         setImmediate(() => void this.stop());
         return { stopping: true };
       case 'session.unlock': {
-        const keys = Object.keys(p);
-        if (keys.length !== 1 || keys[0] !== 'password') throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params must be { password: string }');
-        const session = await this.unlock(passwordBuffer(p.password));
+        const session = await this.unlock(passwordBuffer(p));
         connection.authenticated = true;
         // The request's strings (the frame, the password) are garbage once answered: collect them.
         setImmediate(() => this.collectGarbage());

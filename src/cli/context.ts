@@ -65,31 +65,20 @@ export function readSecretFile(file: string, what: string): Buffer {
 }
 
 /**
- * The node password: --password-file, else KEYNODE_PASSWORD, else a hidden prompt on the
- * terminal (asked twice when `confirm`). Explicit sources win so scripts never block on a prompt.
- * A file's bytes are decoded strictly, so the text is exactly those bytes (what argon2 gets)
- * and no two files give one password; bytes that are not UTF-8 are refused, not replaced, as
- * the client and the agent protocol carry passwords as text.
+ * The node password as bytes: --password-file (its exact bytes, less one newline), else
+ * KEYNODE_PASSWORD, else a hidden prompt on the terminal (asked twice when `confirm`), both as
+ * UTF-8. Explicit sources win so scripts never block on a prompt. Bytes all the way to argon2:
+ * decoding a file as text would give two binary files one password. The caller zeroes it.
  */
-export async function readPassword(options: GlobalOptions, purpose: { confirm?: boolean; label?: string } = {}): Promise<string> {
-  if (options.passwordFile) return secretFileText(options.passwordFile, 'password');
+export async function readPassword(options: GlobalOptions, purpose: { confirm?: boolean; label?: string } = {}): Promise<Buffer> {
+  if (options.passwordFile) return readSecretFile(options.passwordFile, 'password');
   const fromEnv = process.env.KEYNODE_PASSWORD;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'utf8');
   if (canPrompt()) {
     const label = purpose.label ?? 'Node password';
-    return purpose.confirm ? promptNewSecret(label) : promptLine(`${label}: `, { hidden: true });
+    return Buffer.from(purpose.confirm ? await promptNewSecret(label) : await promptLine(`${label}: `, { hidden: true }), 'utf8');
   }
   throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'a password is needed: use --password-file FILE or KEYNODE_PASSWORD, or run in a terminal');
-}
-
-/** readSecretFile as text, exactly: bytes that are not UTF-8 are refused, never replaced. */
-export function secretFileText(file: string, what: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(readSecretFile(file, what));
-  } catch (error) {
-    if (error instanceof KeynodeError) throw error;
-    throw new KeynodeError('ERR_INVALID_ARGUMENT', `the ${what} file ${file} is not UTF-8 text (for a random key, store it base64-encoded)`, { file });
-  }
 }
 
 export function lockWaitOf(options: GlobalOptions): number | undefined {

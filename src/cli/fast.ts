@@ -84,7 +84,7 @@ export async function tryFastPath(argv: string[]): Promise<number | undefined> {
         // stdin is consumed, so this path signs in again itself when the environment allows it.
         const password = process.env.KEYNODE_PASSWORD;
         if (!password || !(isKeynodeError(error, 'ERR_UNAUTHENTICATED') || isKeynodeError(error, 'ERR_AGENT_LOCKED'))) throw error;
-        const fresh = (await connection.request('session.unlock', { password })) as { token: string; expiresAt: number };
+        const fresh = await connection.unlock(Buffer.from(password, 'utf8')); // as the full CLI sends it: bytes
         writeSession(nodePath, fresh);
         result = (await connection.request('secrets.set', params, fresh.token)) as Written;
       }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES } from '../constants.js';
 import { EXIT_CODES, KeynodeError, type ErrorCode } from '../errors.js';
 import { onFrames, PROTOCOL_VERSION } from '../agent/framing.js';
+import type { Password } from '../node/KeynodeNode.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -124,6 +125,21 @@ export class AgentConnection {
       await this.send('node.status', {}, token, `"method":"node.status",${tokenField}"params":{}}`);
     }
     return this.send(method, params, token, line);
+  }
+
+  /**
+   * `session.unlock`: bytes as `passwordBase64` (exactly what argon2 gets), a string as
+   * `password`. A Uint8Array is zeroed once sent.
+   */
+  async unlock(password: Password): Promise<{ token: string; expiresAt: number }> {
+    let params: { password: string } | { passwordBase64: string };
+    if (typeof password === 'string') {
+      params = { password };
+    } else {
+      params = { passwordBase64: Buffer.from(password.buffer, password.byteOffset, password.byteLength).toString('base64') };
+      password.fill(0);
+    }
+    return (await this.request('session.unlock', params)) as { token: string; expiresAt: number };
   }
 
   close(): void {

@@ -3,7 +3,7 @@ import { KeynodeError, isKeynodeError } from '../errors.js';
 import { FILE_PARAMS } from '../agent/fileParams.js';
 import type { MethodName, ParamsOf, ResultOf } from '../agent/api.js';
 import { socketPath } from '../agent/paths.js';
-import type { KeynodeNode } from '../node/KeynodeNode.js';
+import type { KeynodeNode, Password } from '../node/KeynodeNode.js';
 import { AgentConnection } from './AgentConnection.js';
 import { readSession, writeSession } from './sessionFile.js';
 
@@ -20,8 +20,11 @@ export interface KeynodeClient {
 
 export interface ClientOptions {
   nodePath: string;
-  /** Asked only when needed: opening the node locally, or (re)authenticating to the agent. */
-  password: () => Promise<string>;
+  /**
+   * Asked only when needed: opening the node locally, or (re)authenticating to the agent.
+   * Bytes go to argon2 as they are (a string as UTF-8); a Uint8Array returned is zeroed after use.
+   */
+  password: () => Promise<Password>;
   lockWaitMs?: number;
 }
 
@@ -45,14 +48,14 @@ class AgentClient implements KeynodeClient {
   ) {}
 
   private async authenticate(cause: KeynodeError): Promise<string> {
-    let password: string;
+    let password: Password;
     try {
       password = await this.options.password();
     } catch (error) {
       if (isKeynodeError(error, 'ERR_PASSWORD_REQUIRED')) throw cause;
       throw error;
     }
-    const session = (await this.connection.request('session.unlock', { password })) as { token: string; expiresAt: number };
+    const session = await this.connection.unlock(password);
     writeSession(this.options.nodePath, session);
     this.session = Promise.resolve(session.token);
     return session.token;
@@ -112,7 +115,12 @@ class LocalClient implements KeynodeClient {
       if (!keyFileExists(this.options.nodePath)) {
         throw new KeynodeError('ERR_NODE_NOT_FOUND', `no keynode node at ${this.options.nodePath} (run "keynode init" or pass --node-path)`, { nodePath: this.options.nodePath });
       }
-      this.node = await KeynodeNode.open({ nodePath: this.options.nodePath, password: await this.options.password(), lockWaitMs: this.options.lockWaitMs });
+      const password = await this.options.password();
+      try {
+        this.node = await KeynodeNode.open({ nodePath: this.options.nodePath, password, lockWaitMs: this.options.lockWaitMs });
+      } finally {
+        if (typeof password !== 'string') password.fill(0);
+      }
     }
     return (await dispatch(this.node, method, withAbsolutePaths(method, params))) as ResultOf<M>;
   }

@@ -1,8 +1,10 @@
 import net from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/Agent.js';
 import type { AgentLimits } from '../../src/agent/Connection.js';
-import { createTestNode, TEST_PASSWORD } from '../helpers/index.js';
+import { KeynodeNode } from '../../src/node/KeynodeNode.js';
+import { createTestNode, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -194,4 +196,45 @@ describe('Agent socket limits (in process, lowered limits)', () => {
     }
     expect(client.closed).toBe(false);
   }, 60_000);
+});
+
+describe('session.unlock', () => {
+  it('takes the password as bytes (passwordBase64) or as text (password), exactly one of them', async () => {
+    // Not UTF-8: as text (with replacement) both passwords would read "p\uFFFD\0w".
+    const binary = Buffer.from([0x70, 0xff, 0x00, 0x77]);
+    const lookalike = Buffer.from([0x70, 0xfe, 0x00, 0x77]);
+    const nodePath = path.join(tempDir(), 'node');
+    (await KeynodeNode.create({ nodePath, password: binary, kdf: TEST_KDF })).node.close();
+    const { agent } = await Agent.start({ nodePath, password: Buffer.from(binary) });
+    running.push(agent);
+    await agent.lockNode('test');
+    const client = await rawClient(agent);
+    const unlock = async (id: number, params: unknown) => {
+      client.send(request(id, 'session.unlock', params));
+      return (await client.reply(id)).error?.code;
+    };
+    expect(await unlock(1, { passwordBase64: lookalike.toString('base64') })).toBe('ERR_WRONG_PASSWORD');
+    expect(await unlock(2, { password: 'p\uFFFD\0w' })).toBe('ERR_WRONG_PASSWORD');
+    expect(await unlock(3, { password: 'x', passwordBase64: binary.toString('base64') })).toBe('ERR_INVALID_REQUEST');
+    expect(await unlock(4, {})).toBe('ERR_INVALID_REQUEST');
+    expect(await unlock(5, { passwordBase64: 5 })).toBe('ERR_INVALID_REQUEST');
+    // Not canonical (no padding, a space, a URL-safe letter): Buffer.from would read each as the password.
+    for (const [id, spelling] of [binary.toString('base64').replace(/=+$/, ''), ` ${binary.toString('base64')}`, binary.toString('base64url')].entries()) {
+      expect(await unlock(10 + id, { passwordBase64: spelling }), spelling).toBe('ERR_INVALID_REQUEST');
+    }
+    expect(agent.locked).toBe(true);
+    client.send(request(20, 'session.unlock', { passwordBase64: binary.toString('base64') }));
+    expect((await client.reply(20)).result).toMatchObject({ token: expect.any(String) });
+    expect(agent.locked).toBe(false);
+  });
+
+  it('still takes { password: string } for a text password, as its UTF-8 bytes', async () => {
+    const { agent } = await startAgent();
+    await agent.lockNode('test');
+    const client = await rawClient(agent);
+    client.send(request(1, 'session.unlock', { password: TEST_PASSWORD }));
+    expect((await client.reply(1)).result).toMatchObject({ token: expect.any(String) });
+    client.send(request(2, 'session.unlock', { passwordBase64: Buffer.from(TEST_PASSWORD).toString('base64') }));
+    expect((await client.reply(2)).result).toMatchObject({ token: expect.any(String) });
+  });
 });

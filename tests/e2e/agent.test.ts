@@ -102,6 +102,13 @@ function countInMemory(pid: number, needles: Buffer[]): number[] {
   return counts;
 }
 
+/** A 0600 password file in the sandbox. */
+function writePasswordFile(cli: ReturnType<typeof cliSandbox>, password: string): string {
+  const file = path.join(cli.root, 'password');
+  fs.writeFileSync(file, password, { mode: 0o600 });
+  return file;
+}
+
 function seed(cli: ReturnType<typeof cliSandbox>) {
   cli.init();
   cli.ok(['vaults', 'create', 'app']);
@@ -331,13 +338,32 @@ describe('keynode agent (separate process, built binary)', () => {
     agents.push(pid);
     cli.ok(['agent', 'unlock'], withPassword); // the password once more, over the socket
     expect(cli.ok(['secrets', 'get', 'app:planted'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe(value);
-    const needles = [password, value, Buffer.from(value).toString('base64'), socket].map((text) => Buffer.from(text));
-    const [passwordCopies, , , control] = countInMemory(pid, needles);
+    // The CLI sends the password as passwordBase64: that spelling must not stay behind either.
+    const needles = [password, value, Buffer.from(value).toString('base64'), socket, Buffer.from(password).toString('base64')].map((text) => Buffer.from(text));
+    const [passwordCopies, , , control, passwordBase64Copies] = countInMemory(pid, needles);
     expect(control).toBeGreaterThan(0); // the scan does find what the agent holds
     expect(passwordCopies).toBe(0); // before: 10 copies, one in the agent's options for its lifetime
+    expect(passwordBase64Copies).toBe(0);
     cli.ok(['agent', 'lock']);
     const [afterPassword, afterValue, afterBase64] = countInMemory(pid, needles);
     expect({ afterPassword, afterValue, afterBase64 }).toEqual({ afterPassword: 0, afterValue: 0, afterBase64: 0 }); // before: 10, 2, 4
+  });
+
+  it('secrets set from stdin signs a locked agent in again from KEYNODE_PASSWORD, as its UTF-8 bytes', async () => {
+    const cli = cliSandbox();
+    const withPassword = { env: { KEYNODE_PASSWORD: 'pässwörd-ü' } };
+    cli.ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1'], withPassword);
+    cli.ok(['vaults', 'create', 'app'], withPassword);
+    const { socket } = startAgent(cli, '--password-file', writePasswordFile(cli, 'pässwörd-ü'));
+    // Locked behind the CLI's back (as an idle timeout does): the session file stays, so the fast path runs.
+    const raw = net.connect(socket);
+    raw.write('{"v":1,"id":1,"method":"agent.lock","params":{}}\n');
+    await new Promise((resolve) => raw.once('data', resolve));
+    raw.destroy();
+    expect(cli.ok(['agent', 'status', '--json']).json().locked).toBe(true);
+    cli.ok(['secrets', 'set', 'app:k'], { ...withPassword, input: 'v-1' });
+    expect(cli.ok(['agent', 'status', '--json']).json().locked).toBe(false);
+    expect(cli.ok(['secrets', 'get', 'app:k'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe('v-1');
   });
 
   it('sends nothing to a socket that is not its own agent\'s', async () => {

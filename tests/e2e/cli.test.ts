@@ -220,7 +220,7 @@ describe('keynode CLI (built binary)', () => {
     expect(TEST_PASSWORD.length).toBeGreaterThan(0);
   });
 
-  it('password files: exact bytes less one newline; refused when others may read them or when not UTF-8', () => {
+  it('password files: exact bytes less one newline; refused when others may read them', () => {
     const cli = cliSandbox();
     cli.init();
     const file = (name: string, bytes: string | Buffer, mode = 0o600) => {
@@ -239,16 +239,56 @@ describe('keynode CLI (built binary)', () => {
     expect(refused.json().error.code).toBe('ERR_INVALID_ARGUMENT');
     expect(refused.json().error.message).toContain(`chmod 600 ${open}`);
     expect(withFile(file('group', TEST_PASSWORD, 0o620)).code).toBe(2);
+  });
 
-    // Two different binary files used to decode to the same text (U+FFFD for each bad byte).
-    const other = cliSandbox();
-    other.ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1'], { env: { KEYNODE_PASSWORD: 'pw\uFFFD' } });
-    for (const bad of [Buffer.from([0x70, 0x77, 0xff]), Buffer.from([0x70, 0x77, 0xc3])]) {
-      const result = other.run(['status', '--json', '--password-file', file(`bin-${bad.at(-1)}`, bad)], { env: { KEYNODE_PASSWORD: undefined } });
-      expect(result.code).toBe(2);
-      expect(result.json().error.code).toBe('ERR_INVALID_ARGUMENT');
+  it('password files are bytes end to end: binary files never unlock one node, with or without an agent', () => {
+    const cli = cliSandbox();
+    const noEnv = { KEYNODE_PASSWORD: undefined };
+    const file = (name: string, bytes: Buffer) => {
+      const at = path.join(cli.root, name);
+      fs.writeFileSync(at, bytes, { mode: 0o600 });
+      return at;
+    };
+    // Not UTF-8 (0xff, a lone 0xc3, 0x80), with a NUL and an inner newline: all of it is the password.
+    const binary = file('binary', Buffer.from([0x70, 0xff, 0x00, 0x0a, 0xc3, 0x28, 0x80, 0x77]));
+    // Differs only in invalid-UTF-8 bytes: decoding with replacement made both "p\uFFFD\0\n\uFFFD(\uFFFDw".
+    const lookalike = file('lookalike', Buffer.from([0x70, 0xfe, 0x00, 0x0a, 0xc3, 0x28, 0xbf, 0x77]));
+    const replaced = file('replaced', Buffer.from('p\uFFFD\0\n\uFFFD(\uFFFDw'));
+    const withFile = (at: string, args: string[], input?: string) => cli.run([...args, '--password-file', at], { env: noEnv, input });
+    const refusedWith = (at: string, args: string[]) => {
+      const result = withFile(at, [...args, '--json']);
+      expect(result.code, result.stderr).toBe(4);
+      expect(result.json().error.code).toBe('ERR_WRONG_PASSWORD');
+    };
+
+    expect(withFile(binary, ['init', '--kdf-memory', '8192', '--kdf-iterations', '1']).code).toBe(0);
+    expect(withFile(binary, ['vaults', 'create', 'app']).code).toBe(0);
+    expect(withFile(binary, ['secrets', 'set', 'app:key'], 'local').code).toBe(0);
+    expect(withFile(binary, ['secrets', 'get', 'app:key']).out).toBe('local');
+    refusedWith(lookalike, ['secrets', 'get', 'app:key']);
+    refusedWith(replaced, ['secrets', 'get', 'app:key']);
+
+    const started = withFile(binary, ['agent', 'start', '--background', '--json']);
+    expect(started.code, started.stderr).toBe(0);
+    const { pid } = started.json() as { pid: number };
+    try {
+      expect(cli.run(['secrets', 'get', 'app:key'], { env: noEnv }).out).toBe('local'); // the starter's session
+      expect(cli.run(['agent', 'lock'], { env: noEnv }).code).toBe(0);
+      refusedWith(lookalike, ['secrets', 'get', 'app:key']);
+      expect(withFile(binary, ['secrets', 'set', 'app:key'], 'agent').code).toBe(0); // unlocks it again
+      expect(cli.run(['agent', 'status', '--json'], { env: noEnv }).json().locked).toBe(false);
+      expect(withFile(binary, ['secrets', 'get', 'app:key']).out).toBe('agent');
+      refusedWith(lookalike, ['agent', 'unlock']);
+      expect(withFile(binary, ['agent', 'unlock']).code).toBe(0);
+      expect(cli.run(['agent', 'stop'], { env: noEnv }).code).toBe(0);
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* stopped */
+      }
     }
-    expect(other.run(['status', '--json', '--password-file', file('replacement', 'pw\uFFFD')], { env: { KEYNODE_PASSWORD: undefined } }).code).toBe(0);
+    expect(withFile(binary, ['secrets', 'get', 'app:key']).out).toBe('agent'); // without the agent again
   });
 
   it('warns once on stderr when the node directory is open to other users', () => {

@@ -19,7 +19,13 @@ async function checkAcceptingOlderState(global: GlobalOptions): Promise<Report> 
     throw new KeynodeError('ERR_AGENT_RUNNING', 'an agent has this node open (so its store opened as it is); stop it first: keynode agent stop');
   }
   const { KeynodeNode } = await import('../../node/KeynodeNode.js');
-  const node = await KeynodeNode.open({ nodePath, password: await readPassword(global), lockWaitMs: lockWaitOf(global), acceptOlderState: true });
+  const password = await readPassword(global);
+  let node: KeynodeNode;
+  try {
+    node = await KeynodeNode.open({ nodePath, password, lockWaitMs: lockWaitOf(global), acceptOlderState: true });
+  } finally {
+    password.fill(0);
+  }
   try {
     return await node.check();
   } finally {

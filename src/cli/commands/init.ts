@@ -10,7 +10,13 @@ export function register(program: Command): void {
       const kdf = kdfOptionsOf(options);
       const { KeynodeNode, DEFAULT_KDF } = await import('../../node/KeynodeNode.js');
       const password = await readPassword(global, { confirm: true });
-      const { node, recoveryPhrase } = await KeynodeNode.create({ nodePath, password, kdf });
+      let created;
+      try {
+        created = await KeynodeNode.create({ nodePath, password, kdf });
+      } finally {
+        password.fill(0);
+      }
+      const { node, recoveryPhrase } = created;
       const nodeId = node.nodeId;
       node.close();
       if ((kdf.memoryKib ?? DEFAULT_KDF.memoryKib) < DEFAULT_KDF.memoryKib || (kdf.iterations ?? DEFAULT_KDF.iterations) < DEFAULT_KDF.iterations) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { KeynodeError } from '../../errors.js';
-import { addKdfOptions, globalOptions, kdfOptionsOf, nodePathOf, readPassword, secretFileText } from '../context.js';
+import { addKdfOptions, globalOptions, kdfOptionsOf, nodePathOf, readPassword, readSecretFile } from '../context.js';
 import { emit } from '../output.js';
 import { canPrompt, promptNewSecret } from '../prompt.js';
 
@@ -9,11 +9,11 @@ import { canPrompt, promptNewSecret } from '../prompt.js';
  * KEYNODE_PASSWORD or --password-file: those hold the current one, and "changing" to it would
  * report a change that did not happen.
  */
-async function readNewPassword(options: { newPasswordFile?: string }): Promise<string> {
-  if (options.newPasswordFile) return secretFileText(options.newPasswordFile, 'new password');
+async function readNewPassword(options: { newPasswordFile?: string }): Promise<Buffer> {
+  if (options.newPasswordFile) return readSecretFile(options.newPasswordFile, 'new password');
   const fromEnv = process.env.KEYNODE_NEW_PASSWORD;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  if (canPrompt()) return promptNewSecret('New password');
+  if (fromEnv !== undefined && fromEnv !== '') return Buffer.from(fromEnv, 'utf8');
+  if (canPrompt()) return Buffer.from(await promptNewSecret('New password'), 'utf8');
   throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'a new password is needed: use --new-password-file FILE or KEYNODE_NEW_PASSWORD, or run in a terminal');
 }
 
@@ -28,14 +28,21 @@ export function register(program: Command): void {
     const nodePath = nodePathOf(global);
     const kdf = kdfOptionsOf(options);
     const password = await readPassword(global, { label: 'Current password' });
-    const newPassword = await readNewPassword(options);
-    const samePassword = newPassword === password;
-    // The same password is only a change when the key is rewrapped with other argon2id parameters.
-    if (samePassword && Object.keys(kdf).length === 0) {
-      throw new KeynodeError('ERR_INVALID_ARGUMENT', 'the new password is the same as the current one; nothing was changed');
+    let newPassword: Buffer | undefined;
+    let samePassword: boolean;
+    try {
+      newPassword = await readNewPassword(options);
+      samePassword = newPassword.equals(password);
+      // The same password is only a change when the key is rewrapped with other argon2id parameters.
+      if (samePassword && Object.keys(kdf).length === 0) {
+        throw new KeynodeError('ERR_INVALID_ARGUMENT', 'the new password is the same as the current one; nothing was changed');
+      }
+      const { KeynodeNode } = await import('../../node/KeynodeNode.js');
+      await KeynodeNode.changePassword({ nodePath, password, newPassword, kdf });
+    } finally {
+      password.fill(0);
+      newPassword?.fill(0);
     }
-    const { KeynodeNode } = await import('../../node/KeynodeNode.js');
-    await KeynodeNode.changePassword({ nodePath, password, newPassword, kdf });
     emit(
       global,
       { nodePath, changed: !samePassword, kdfChanged: Object.keys(kdf).length > 0 },

@@ -26,7 +26,12 @@ export function register(program: Command): void {
     const recoveryPhrase = await readPhrase(options);
     const password = await readPassword(global, { confirm: true, label: 'New node password' });
     const { KeynodeNode } = await import('../../node/KeynodeNode.js');
-    const result = await KeynodeNode.recover({ nodePath, recoveryPhrase, password, kdf: kdfOptionsOf(options) });
+    let result;
+    try {
+      result = await KeynodeNode.recover({ nodePath, recoveryPhrase, password, kdf: kdfOptionsOf(options) });
+    } finally {
+      password.fill(0);
+    }
     emit(global, { nodeId: result.nodeId, nodePath, existing: result.existing }, () =>
       result.existing
         ? `Recovered node ${result.nodeId} at ${nodePath}: the new password is set, its vaults are unchanged.`

@@ -88,7 +88,7 @@ export function register(agent: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const global = globalOptions(command);
       const session = await withAgent(global, async (connection, nodePath) => {
-        const result = (await connection.request('session.unlock', { password: await readPassword(global) })) as { token: string; expiresAt: number };
+        const result = await connection.unlock(await readPassword(global));
         const { writeSession } = await import('../../../client/sessionFile.js');
         writeSession(nodePath, result);
         return result;

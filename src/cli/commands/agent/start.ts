@@ -166,7 +166,7 @@ export function register(agent: Command): void {
         await runAgent(global, options, await readPasswordLine(), collectGarbage, ready);
         return;
       }
-      const password = Buffer.from(await readPassword(global), 'utf8');
+      const password = await readPassword(global);
       if (options.background) {
         const started = await startInBackground(global, options, password);
         emit(global, { running: true, ...started }, `keynode agent running in the background (pid ${started.pid}); log: ${started.log}`);
