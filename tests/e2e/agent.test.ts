@@ -3,38 +3,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { CLI, cliSandbox } from '../helpers/cli.js';
-import { TEST_PASSWORD } from '../helpers/index.js';
-
-const agents: number[] = [];
-afterEach(() => {
-  while (agents.length) {
-    try {
-      process.kill(agents.pop()!, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
-
-function startAgent(cli: ReturnType<typeof cliSandbox>, ...flags: string[]): { pid: number; socket: string; log: string } {
-  const started = cli.ok(['agent', 'start', '--background', '--json', ...flags]).json();
-  agents.push(started.pid);
-  return started;
-}
+import { CLI, cliSandbox, killAfterTest, startAgent } from '../helpers/cli.js';
+import { lockPresent, TEST_PASSWORD } from '../helpers/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** The node's lock (a symbolic link whose target need not exist: lstat, not existsSync). */
-const lockExists = (nodePath: string) => {
-  try {
-    fs.lstatSync(path.join(nodePath, 'LOCK'));
-    return true;
-  } catch {
-    return false;
-  }
-};
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -150,7 +124,7 @@ describe('keynode agent (separate process, built binary)', () => {
     cli.ok(['agent', 'stop']);
     expect(alive(pid)).toBe(false);
     expect(fs.existsSync(socket)).toBe(false);
-    expect(lockExists(cli.nodePath)).toBe(false);
+    expect(lockPresent(cli.nodePath)).toBe(false);
     expect(cli.ok(['secrets', 'get', 'app:new']).out).toBe('via agent');
     expect(cli.run(['agent', 'status']).code).toBe(12);
   });
@@ -188,7 +162,7 @@ describe('keynode agent (separate process, built binary)', () => {
     const parent = spawn('/bin/sh', ['-c', `ulimit -S -c unlimited; exec "${process.execPath}" "${CLI}" agent start`], { env: cli.env, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => parent.stdout.on('data', (d: Buffer) => d.toString().includes('keynode agent running') && resolve()));
     const { pid, socket } = cli.ok(['agent', 'status', '--json']).json();
-    agents.push(pid);
+    killAfterTest(pid);
     expect(pid).not.toBe(parent.pid); // the agent is a child started under ulimit -c 0
     expect(fs.readFileSync(`/proc/${pid}/limits`, 'utf8')).toMatch(/Max core file size\s+0\s/);
     expect(cli.ok(['secrets', 'get', 'app:api/key'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe('k-123');
@@ -215,7 +189,7 @@ describe('keynode agent (separate process, built binary)', () => {
     process.kill(first.pid, 'SIGKILL');
     while (alive(first.pid)) spawn('true');
     expect(fs.existsSync(first.socket)).toBe(true);
-    expect(lockExists(cli.nodePath)).toBe(true);
+    expect(lockPresent(cli.nodePath)).toBe(true);
     // Without an agent the CLI works in process, taking over the dead agent's lock.
     expect(cli.ok(['secrets', 'get', 'app:api/key', '--lock-timeout', '0']).out).toBe('k-123');
     // And a new agent starts over the stale socket.
@@ -318,7 +292,7 @@ describe('keynode agent (separate process, built binary)', () => {
     for (let t = 0; alive(pid) && t < 100; t++) await sleep(50);
     expect(alive(pid)).toBe(false);
     expect(fs.existsSync(socket)).toBe(false);
-    expect(lockExists(cli.nodePath)).toBe(false);
+    expect(lockPresent(cli.nodePath)).toBe(false);
     // Every write the agent acknowledged is in the node.
     results.forEach((result, i) => {
       if (result.code === 0) expect(cli.ok(['secrets', 'get', `app:late/${i}`]).stdout.equals(Buffer.alloc(200_000, i + 1))).toBe(true);
@@ -335,7 +309,7 @@ describe('keynode agent (separate process, built binary)', () => {
     cli.ok(['vaults', 'create', 'app'], withPassword);
     cli.ok(['secrets', 'set', 'app:planted'], { ...withPassword, input: value });
     const { pid, socket } = cli.ok(['agent', 'start', '--background', '--json'], withPassword).json();
-    agents.push(pid);
+    killAfterTest(pid);
     cli.ok(['agent', 'unlock'], withPassword); // the password once more, over the socket
     expect(cli.ok(['secrets', 'get', 'app:planted'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe(value);
     // The CLI sends the password as passwordBase64: that spelling must not stay behind either.
@@ -416,7 +390,7 @@ describe('keynode agent (separate process, built binary)', () => {
     expect(code).toBe(8);
     expect(stderr).toContain('is not private to this user');
     expect(fs.existsSync(path.join(cli.nodePath, 'agent.sock'))).toBe(false);
-    expect(lockExists(cli.nodePath)).toBe(false);
+    expect(lockPresent(cli.nodePath)).toBe(false);
   }, 30_000);
 
   it('refuses values over the limit early, saying the limit, with or without an agent', async () => {

@@ -1,24 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { cliSandbox } from '../helpers/cli.js';
-
-const agents: number[] = [];
-afterEach(() => {
-  while (agents.length) {
-    try {
-      process.kill(agents.pop()!, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-});
+import { describe, expect, it } from 'vitest';
+import { cliSandbox, startAgent } from '../helpers/cli.js';
 
 type Sandbox = ReturnType<typeof cliSandbox>;
-
-function startAgent(cli: Sandbox): void {
-  agents.push(cli.ok(['agent', 'start', '--background', '--json']).json().pid);
-}
 
 /** Without a password source, only the agent's session can serve the command. */
 const viaAgent = { env: { KEYNODE_PASSWORD: undefined } };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cliSandbox } from '../helpers/cli.js';
+import { cliSandbox, startAgent } from '../helpers/cli.js';
 
 const WRITERS = 16;
 const ROUNDS = 3;
@@ -15,7 +15,7 @@ describe('concurrent writers', () => {
       const cli = cliSandbox();
       cli.init();
       cli.ok(['vaults', 'create', 'v']);
-      if (withAgent) cli.ok(['agent', 'start', '--background']);
+      if (withAgent) startAgent(cli);
       try {
         const acknowledged: string[] = [];
         for (let round = 0; round < ROUNDS; round++) {

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { tempDir, TEST_PASSWORD } from './index.js';
 
 export const CLI = path.resolve(import.meta.dirname, '../../dist/cli/keynode.cjs');
@@ -85,4 +85,27 @@ export function holdNode(nodePath: string) {
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
   return { child, ready };
+}
+
+const backgroundAgents: number[] = [];
+afterEach(() => {
+  while (backgroundAgents.length) {
+    try {
+      process.kill(backgroundAgents.pop()!, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/** Kill this agent (or any process) after the test, whatever happens. */
+export function killAfterTest(pid: number): void {
+  backgroundAgents.push(pid);
+}
+
+/** Start a background agent for the sandbox's node; it is killed after the test whatever happens. */
+export function startAgent(cli: ReturnType<typeof cliSandbox>, ...flags: string[]): { pid: number; socket: string; log: string } {
+  const started = cli.ok(['agent', 'start', '--background', '--json', ...flags]).json() as { pid: number; socket: string; log: string };
+  killAfterTest(started.pid);
+  return started;
 }

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,4 +45,26 @@ export function lockPresent(nodePath: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Run a Node script that reports progress as lines on stdout, hand each line to `onLine` (which
+ * may decide when to SIGKILL it), and resolve once it dies of SIGKILL; any other end is an error.
+ */
+export function runUntilKilled(args: string[], onLine: (line: string, child: ChildProcess) => void, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let buffered = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        onLine(line, child);
+      }
+    });
+    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`${args[0]} ended without being killed: ${stderr}`))));
+  });
 }

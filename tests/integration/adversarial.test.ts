@@ -10,7 +10,7 @@ import { KeynodeNode } from '../../src/node/KeynodeNode.js';
 import { Keyspace } from '../../src/storage/Keyspace.js';
 import { LogStore, STORE_FILE, TORN_TAIL_PREFIX } from '../../src/storage/LogStore.js';
 import { StoreMark } from '../../src/storage/StoreMark.js';
-import { createTestNode, lockPresent, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
+import { createTestNode, lockPresent, runUntilKilled, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
 
 /**
  * Attacks on the storage core (issue 6): every way of handing a node an older, cut or
@@ -476,31 +476,21 @@ interface CompactorRun {
 }
 
 /** Run the compactor; SIGKILL it a random 0-30 ms after its `killAtDelete`-th delete starts. */
-function runCompactorAndKill(nodePath: string, start: number, killAtDelete: number, delayMs: number): Promise<CompactorRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [COMPACTOR, nodePath, String(start)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, KEYNODE_PASSWORD: TEST_PASSWORD },
-    });
-    const run: CompactorRun = { acked: [], deleted: [], started: [] };
-    let buffered = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const [word, index] = buffered.slice(0, newline).split(' ');
-        buffered = buffered.slice(newline + 1);
-        if (word === 'DEL') {
-          run.started.push(Number(index));
-          if (run.started.length === killAtDelete) setTimeout(() => child.kill('SIGKILL'), delayMs);
-        } else if (word === 'DELETED') run.deleted.push(Number(index));
-        else if (word === 'ACK') run.acked.push(Number(index));
-      }
-    });
-    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve(run) : reject(new Error(`compactor ended without being killed: ${stderr}`))));
-  });
+async function runCompactorAndKill(nodePath: string, start: number, killAtDelete: number, delayMs: number): Promise<CompactorRun> {
+  const run: CompactorRun = { acked: [], deleted: [], started: [] };
+  await runUntilKilled(
+    [COMPACTOR, nodePath, String(start)],
+    (line, child) => {
+      const [word, index] = line.split(' ');
+      if (word === 'DEL') {
+        run.started.push(Number(index));
+        if (run.started.length === killAtDelete) setTimeout(() => child.kill('SIGKILL'), delayMs);
+      } else if (word === 'DELETED') run.deleted.push(Number(index));
+      else if (word === 'ACK') run.acked.push(Number(index));
+    },
+    { ...process.env, KEYNODE_PASSWORD: TEST_PASSWORD },
+  );
+  return run;
 }
 
 describe('adversarial: SIGKILL during vault delete and compaction', () => {

@@ -1,32 +1,19 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KeynodeNode } from '../../src/node/KeynodeNode.js';
-import { createTestNode, TEST_PASSWORD } from '../helpers/index.js';
+import { createTestNode, runUntilKilled, TEST_PASSWORD } from '../helpers/index.js';
 
 const WRITER = path.resolve(import.meta.dirname, '../fixtures/crashWriter.mjs');
 const TRIALS = 24;
 
 /** Run the writer, SIGKILL it `delayMs` after it is ready; resolve to the acknowledged indexes. */
-function runAndKill(nodePath: string, start: number, delayMs: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRITER, nodePath, TEST_PASSWORD, String(start)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const acked: number[] = [];
-    let buffered = '';
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        if (line === 'READY') setTimeout(() => child.kill('SIGKILL'), delayMs);
-        else if (line.startsWith('ACK ')) acked.push(Number(line.slice(4)));
-      }
-    });
-    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve(acked) : reject(new Error(`writer ended without being killed: ${stderr}`))));
+async function runAndKill(nodePath: string, start: number, delayMs: number): Promise<number[]> {
+  const acked: number[] = [];
+  await runUntilKilled([WRITER, nodePath, TEST_PASSWORD, String(start)], (line, child) => {
+    if (line === 'READY') setTimeout(() => child.kill('SIGKILL'), delayMs);
+    else if (line.startsWith('ACK ')) acked.push(Number(line.slice(4)));
   });
+  return acked;
 }
 
 describe('crash safety', () => {
