@@ -53,7 +53,8 @@ export interface DiffEntry {
 
 export type Edit = { path: string; value: Uint8Array } | { path: string; delete: true } | { path: string; entry: TreeEntry } | { path: string; mkdir: true };
 
-const HEAD_RECORD = 'head';
+/** The record holding a vault's current commit id. */
+export const HEAD_RECORD = 'head';
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 
 function commitInfo(oid: string, commit: git.CommitObject): CommitInfo {

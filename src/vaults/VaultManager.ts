@@ -22,9 +22,9 @@ export interface VaultSummary {
   createdAt: string;
 }
 
-const REGISTRY_RECORD = 'vault-registry';
+/** The node-keyspace record listing every vault (names, keys, tags). */
+export const REGISTRY_RECORD = 'vault-registry';
 
-/** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
 interface Registry {
   vaults: VaultRecord[];
   /**
@@ -34,6 +34,7 @@ interface Registry {
   purgePending?: boolean;
 }
 
+/** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
 export class VaultManager {
   private records: VaultRecord[];
   private purgePending: boolean;

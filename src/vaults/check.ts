@@ -4,6 +4,8 @@ import type { LogStore } from '../storage/LogStore.js';
 import { Keyspace } from '../storage/Keyspace.js';
 import { parseTreeContent } from './gitObjects.js';
 import { joinPath } from './paths.js';
+import { HEAD_RECORD } from './Vault.js';
+import { REGISTRY_RECORD } from './VaultManager.js';
 
 /**
  * The vault half of `keynode check` (node/check.ts composes it): read the vault registry, then
@@ -12,11 +14,9 @@ import { joinPath } from './paths.js';
  * is stored. Every record found is reported through `onRecord`, so the node can tell which
  * live records nothing refers to (orphans).
  *
- * The record names below are the ones VaultManager and Vault write (a vault's records are only
- * its head and its objects); the check of a fresh node reporting no orphans guards them.
+ * A vault's records are only its head and its objects; the check of a fresh node reporting no
+ * orphans guards that.
  */
-const REGISTRY_RECORD = 'vault-registry';
-const HEAD_RECORD = 'head';
 /** Git treats the empty tree as always present; Vault does too (it never reads it). */
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 /** A tree entry for a submodule names a commit of another repository: not ours to find. */
