@@ -25,10 +25,18 @@ export const STORE_MAX_RECORD_BYTES = 1_024 * 1_024 * 1_024;
 /** Compact when at least this fraction of the log is dead records and the log is at least this big. */
 export const STORE_COMPACT_DEAD_RATIO = 0.5;
 export const STORE_COMPACT_MIN_BYTES = 64 * 1_024 * 1_024;
-/** Compaction copies live records in batches of about this size. */
+/** Compaction copies live records in batches of about this size, and at most this many records
+ *  (a batch is verified in one piece: small ones keep each step of compaction short). */
 export const STORE_COMPACT_BATCH_BYTES = 16 * 1_024 * 1_024;
+export const STORE_COMPACT_BATCH_RECORDS = 4_096;
 /** Free space compaction wants beyond the live data before it starts. */
 export const STORE_COMPACT_SPARE_BYTES = 1_024 * 1_024;
+/** An index checkpoint is written at close once the log has grown this much past the last one. */
+export const STORE_CHECKPOINT_CLOSE_BYTES = 1_024 * 1_024;
+/** ...and in the background, while the store stays open, once it has grown this much. */
+export const STORE_CHECKPOINT_INTERVAL_BYTES = 16 * 1_024 * 1_024;
+/** Work between two yields to the event loop in compaction and background checkpoints. */
+export const STORE_STEP_MS = 10;
 
 /** Secret paths. */
 export const SECRET_PATH_MAX_BYTES = 4_096;
@@ -42,6 +50,25 @@ export const GENERATE_MAX_LENGTH = 4_096;
 
 /** Abbreviated commit ids must be at least this long. */
 export const COMMIT_PREFIX_MIN_CHARS = 4;
+
+/**
+ * Parsed trees kept per vault, in bytes (a tree of 1M entries is ~48 MB: two versions fit).
+ * A tree larger than this is kept alone beside the budget (src/vaults/trees.ts, TreeCache).
+ */
+export const TREE_CACHE_MAX_BYTES = 128 * 1_024 * 1_024;
+/**
+ * Trees are stored as deltas against the directory's previous version (docs/storage-format.md).
+ * A chain may have one link per this many entries (at least TREE_DELTA_MIN_CHAIN links): the
+ * whole snapshot that starts it is then spread over commits at ~this many × 40 bytes each,
+ * whatever the size, and reading an uncached tree reads links in proportion to its size.
+ */
+export const TREE_DELTA_ENTRIES_PER_LINK = 100;
+export const TREE_DELTA_MIN_CHAIN = 32;
+/**
+ * A chain's deltas may add up to at most this share of the whole tree's bytes: past it a new
+ * snapshot is cheaper to read back (bulk imports get snapshots, single edits get deltas).
+ */
+export const TREE_DELTA_MAX_CHAIN_SHARE = 0.25;
 
 /** One secret's value; larger values are refused before they are read whole (CLI) or decoded (agent). */
 export const SECRET_VALUE_MAX_BYTES = 64 * 1_024 * 1_024;

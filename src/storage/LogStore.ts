@@ -1,15 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AEAD_TAG_BYTES, open, seal } from '../crypto/aead.js';
+import { AEAD_TAG_BYTES, open, seal, type AeadKey } from '../crypto/aead.js';
 import { hkdf } from '../crypto/kdf.js';
 import { constantTimeEqual, hmacSha256, hmacSha256Stream } from '../crypto/mac.js';
 import { sha256Stream } from '../crypto/hash.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
-import { STORE_COMPACT_BATCH_BYTES, STORE_COMPACT_DEAD_RATIO, STORE_COMPACT_MIN_BYTES, STORE_COMPACT_SPARE_BYTES, STORE_MAX_RECORD_BYTES } from '../constants.js';
+import {
+  STORE_CHECKPOINT_CLOSE_BYTES,
+  STORE_CHECKPOINT_INTERVAL_BYTES,
+  STORE_COMPACT_BATCH_BYTES,
+  STORE_COMPACT_BATCH_RECORDS,
+  STORE_COMPACT_DEAD_RATIO,
+  STORE_COMPACT_MIN_BYTES,
+  STORE_COMPACT_SPARE_BYTES,
+  STORE_MAX_RECORD_BYTES,
+  STORE_STEP_MS,
+} from '../constants.js';
 import { FILE_MODE, syncDir, writeAll, writeFileAtomic } from './files.js';
 import { StoreMark } from './StoreMark.js';
 import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
 import { RecordIndex } from './RecordIndex.js';
+import { CHECKPOINTS_SUPPORTED, checkpointKey, readCheckpoint, removeCheckpoint, writeCheckpoint, writeCheckpointInSteps, type CheckpointPosition } from './Checkpoint.js';
 
 /**
  * The node's one data file: an append-only log of batches.
@@ -145,6 +156,8 @@ export interface OpenStoreOptions {
    * has no mark, and move the mark to where the log ends. Only on the user's explicit word.
    */
   acceptOlderState?: boolean;
+  /** Ignore store.checkpoint and replay the whole log (tests, the benchmark). */
+  useCheckpoint?: boolean;
 }
 
 /** What opening the store found that the owner should hear about. */
@@ -157,24 +170,64 @@ export interface StoreOpenReport {
   acceptedOlderState?: { logSequence: string; markSequence: string };
 }
 
+/** What opening did: where replay started and how much of the log it decoded (tests, bench). */
+export interface StoreOpenStats {
+  /** 'used': the index came from store.checkpoint; 'ignored': it did not verify or match the log. */
+  checkpoint: 'used' | 'none' | 'ignored';
+  ignoredBecause?: string;
+  replayedFromOffset: number;
+  replayedBatches: number;
+  replayedOps: number;
+}
+
+/** One op as replayed: the value's file offset, and its offset inside the batch body. */
+type ReplayedOp = { id: Buffer; offset: number; length: number; bodyAt: number } | { id: Buffer; deleted: true };
+
+/** A pause point of a long job: yield to the event loop, or fsync this descriptor first. */
+type Step = undefined | { fsync: number };
+
+/** Run steps that never ask for an fsync straight through; their result. */
+function runToEnd<T>(steps: Generator<Step, T>): T {
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
+}
+
 export class LogStore {
-  private readonly index = new RecordIndex();
+  private index = new RecordIndex();
   private end = MAGIC.length;
   /** The file's real size: `end` plus any torn tail not yet set aside. */
   private fileSize = MAGIC.length;
   private sequence = 0n;
+  /** Where the last whole batch starts (a checkpoint names it). */
+  private lastBatchStart = 0;
   private deadBytes = 0;
   private closed = false;
   /** The torn tail as opened; bytes there that differ later were written by another process. */
   private tornTail: Buffer = Buffer.alloc(0);
   readonly report: StoreOpenReport = { tornTailBytes: 0 };
+  readonly openStats: StoreOpenStats = { checkpoint: 'none', replayedFromOffset: MAGIC.length, replayedBatches: 0, replayedOps: 0 };
+  private readonly checkpointKey: AeadKey;
+  /** Log end covered by the newest checkpoint on disk that matches this log (0: none). */
+  private checkpointEnd = 0;
+  private checkpointing: Promise<void> | null = null;
+  /** Bumped to abandon background work (a checkpoint or compaction in steps). */
+  private generation = 0;
+  private compacting: Promise<void> | null = null;
+  /** When set, replay hashes each put's id and value (compaction's read-back check). */
+  private replayDigest: ReturnType<typeof sha256Stream> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** What the last compaction did: records copied, and batches written meanwhile carried over. */
+  readonly compactionStats = { copiedRecords: 0, carriedBatches: 0 };
 
   private constructor(
     readonly file: string,
     private fd: number,
     private readonly batchKey: Buffer,
     private readonly mark: StoreMark,
-  ) {}
+  ) {
+    this.checkpointKey = checkpointKey(batchKey);
+  }
 
   /** Derive the batch-authentication key from the node's master secret. */
   static batchKeyFrom(masterSecret: Uint8Array): Buffer {
@@ -253,7 +306,7 @@ export class LogStore {
     try {
       mark = StoreMark.open(dir, batchKey);
       const store = new LogStore(file, fd, batchKey, mark);
-      store.replay();
+      store.replay({ useCheckpoint: options.useCheckpoint ?? true });
       store.checkMark(options);
       return store;
     } catch (error) {
@@ -284,17 +337,18 @@ export class LogStore {
     );
   }
 
-  private replay(): void {
+  private replay(options: { useCheckpoint: boolean }): void {
+    runToEnd(this.replaySteps(options));
+  }
+
+  /** Read the log into the index, from the checkpoint if one matches; yields now and then. */
+  private *replaySteps(options: { useCheckpoint: boolean }): Generator<Step, void> {
     const size = fs.fstatSync(this.fd).size;
     const reader = new LogReader(this.fd, size);
     const magic = reader.read(0, MAGIC.length);
     if (!magic || !magic.equals(MAGIC)) throw integrityError(`store file ${this.file} has a damaged header`);
-    let offset = MAGIC.length;
-    while (offset < size) {
-      const result = this.replayBatch(reader, offset);
-      if (result === 'torn') break; // a crash during the last append: never acknowledged
-      offset = result;
-    }
+    const start = options.useCheckpoint ? this.applyCheckpoint(reader) : MAGIC.length;
+    const offset = yield* this.replayFrom(reader, start);
     this.end = Math.min(offset, size);
     this.fileSize = size;
     this.report.tornTailBytes = size - this.end;
@@ -302,8 +356,87 @@ export class LogStore {
     this.deadBytes = Math.max(0, this.end - MAGIC.length - this.index.liveBytes());
   }
 
+  /** Replay batches from `offset` to the end of the reader (or a torn tail); the offset reached. */
+  private *replayFrom(reader: LogReader, offset: number): Generator<Step, number> {
+    this.openStats.replayedFromOffset = offset;
+    let lastYield = performance.now();
+    while (offset < reader.fileSize) {
+      const result = this.replayBatch(reader, offset);
+      if (result === 'torn') break; // a crash during the last append: never acknowledged
+      offset = result;
+      if (performance.now() - lastYield >= STORE_STEP_MS) {
+        yield;
+        lastYield = performance.now();
+      }
+    }
+    return offset;
+  }
+
+  /**
+   * Load the checkpoint if it is this store's, whole, and names a batch the log still holds at
+   * the same place; returns where replay goes on (the log's start when it is not used).
+   */
+  private applyCheckpoint(reader: LogReader): number {
+    const loaded = readCheckpoint(path.dirname(this.file), this.checkpointKey);
+    if (loaded === null) return MAGIC.length;
+    const ignore = (because: string): number => {
+      this.openStats.checkpoint = 'ignored';
+      this.openStats.ignoredBecause = because;
+      return MAGIC.length;
+    };
+    if ('unusable' in loaded) return ignore(loaded.unusable);
+    const { position } = loaded;
+    if (position.batchStart < MAGIC.length || position.end > reader.fileSize || position.batchStart >= position.end) return ignore('does not match the log');
+    let batch: ReturnType<LogStore['readBatch']>;
+    try {
+      batch = this.readBatch(reader, position.batchStart);
+    } catch {
+      return ignore('does not match the log');
+    }
+    if (batch === 'torn' || batch.next !== position.end || batch.sequence !== position.sequence || !constantTimeEqual(batch.mac, position.batchMac)) {
+      return ignore('does not match the log');
+    }
+    this.index.setRows(loaded.rows, loaded.count);
+    this.sequence = position.sequence;
+    this.lastBatchStart = position.batchStart;
+    this.checkpointEnd = position.end;
+    this.openStats.checkpoint = 'used';
+    return position.end;
+  }
+
   /** Verify one batch and apply it to the index; returns the next offset, or 'torn'. */
   private replayBatch(reader: LogReader, start: number): number | 'torn' {
+    const batch = this.readBatch(reader, start);
+    if (batch === 'torn') return 'torn';
+    const { sequence, ops } = batch;
+    // The first batch continues the sequence of the log it was compacted from; its length tag
+    // binds it to this offset, so batches cannot be dropped from the front.
+    const expected = start === MAGIC.length ? sequence : this.sequence + 1n;
+    if (sequence < 1n || sequence !== expected) {
+      throw integrityError(`store file ${this.file} has a missing or reordered batch at byte ${start}`, { file: this.file, offset: start });
+    }
+    this.sequence = sequence;
+    this.lastBatchStart = start;
+    this.openStats.replayedBatches++;
+    this.openStats.replayedOps += ops.length;
+    for (const op of ops) {
+      if ('deleted' in op) this.index.delete(op.id);
+      else {
+        this.index.set(op.id, op.offset, op.length);
+        if (this.replayDigest) {
+          this.replayDigest.update(op.id);
+          this.replayDigest.update(batch.body.subarray(op.bodyAt, op.bodyAt + op.length));
+        }
+      }
+    }
+    return batch.next;
+  }
+
+  /**
+   * Read and verify the batch at `start` (length tag, MAC), without applying it: its ops, body
+   * (with the MAC at its end), sequence and next offset; 'torn' for an unfinished last append.
+   */
+  private readBatch(reader: LogReader, start: number): { next: number; sequence: bigint; ops: ReplayedOp[]; body: Buffer; mac: Buffer } | 'torn' {
     const where = { file: this.file, offset: start };
     const prefix = reader.read(start, BATCH_PREFIX_BYTES);
     if (!prefix) return 'torn'; // the file ends inside a header: a crash during the last append
@@ -328,19 +461,7 @@ export class LogStore {
       if (next === reader.fileSize) return 'torn';
       throw integrityError(`store file ${this.file} is damaged at byte ${start}`, where);
     }
-    const sequence = body.readBigUInt64BE(0);
-    // The first batch continues the sequence of the log it was compacted from; its length tag
-    // binds it to this offset, so batches cannot be dropped from the front.
-    const expected = start === MAGIC.length ? sequence : this.sequence + 1n;
-    if (sequence < 1n || sequence !== expected) {
-      throw integrityError(`store file ${this.file} has a missing or reordered batch at byte ${start}`, where);
-    }
-    this.sequence = sequence;
-    for (const op of ops) {
-      if ('deleted' in op) this.index.delete(op.key);
-      else this.index.set(op.key, op.offset, op.length);
-    }
-    return next;
+    return { next, sequence: body.readBigUInt64BE(0), ops, body, mac: body.subarray(bodyLength) };
   }
 
   /** Parse a batch body and check its MAC; the ops it applies, or null if it does not verify. */
@@ -349,12 +470,12 @@ export class LogStore {
     bodyLength: number,
     lengthBytes: Buffer,
     bodyOffset: number,
-  ): Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> | null {
+  ): ReplayedOp[] | null {
     const mac = hmacSha256Stream(this.batchKey);
     mac.update(lengthBytes);
     const opCount = body.readUInt32BE(8);
     mac.update(body.subarray(0, 12));
-    const ops: Array<{ key: string; offset: number; length: number } | { key: string; deleted: true }> = [];
+    const ops: ReplayedOp[] = [];
     let cursor = 12;
     for (let i = 0; i < opCount; i++) {
       if (cursor + 1 + RECORD_ID_BYTES > bodyLength) return null;
@@ -362,9 +483,8 @@ export class LogStore {
       const id = body.subarray(cursor + 1, cursor + 1 + RECORD_ID_BYTES);
       mac.update(body.subarray(cursor, cursor + 1 + RECORD_ID_BYTES));
       cursor += 1 + RECORD_ID_BYTES;
-      const key = RecordIndex.keyOf(id);
       if (kind === OP_DELETE) {
-        ops.push({ key, deleted: true });
+        ops.push({ id, deleted: true });
         continue;
       }
       if (kind !== OP_PUT || cursor + 4 > bodyLength) return null;
@@ -372,7 +492,7 @@ export class LogStore {
       if (valueLength < AEAD_TAG_BYTES || cursor + 4 + valueLength > bodyLength) return null;
       mac.update(body.subarray(cursor, cursor + 4));
       mac.update(body.subarray(cursor + 4 + valueLength - AEAD_TAG_BYTES, cursor + 4 + valueLength));
-      ops.push({ key, offset: bodyOffset + cursor + 4, length: valueLength });
+      ops.push({ id, offset: bodyOffset + cursor + 4, length: valueLength, bodyAt: cursor + 4 });
       cursor += 4 + valueLength;
     }
     if (cursor !== bodyLength) return null;
@@ -390,14 +510,14 @@ export class LogStore {
 
   has(keyspace: Keyspace, name: string): boolean {
     this.assertOpen();
-    return this.index.has(RecordIndex.keyOf(keyspace.recordId(name)));
+    return this.index.has(keyspace.recordId(name));
   }
 
   /** The value of a record, undefined if absent; ERR_INTEGRITY if its bytes were altered. */
   get(keyspace: Keyspace, name: string): Buffer | undefined {
     this.assertOpen();
     const id = keyspace.recordId(name);
-    const location = this.index.get(RecordIndex.keyOf(id));
+    const location = this.index.get(id);
     if (!location) return undefined;
     const [offset, length] = location;
     const sealed = Buffer.allocUnsafe(length);
@@ -471,13 +591,105 @@ export class LogStore {
       throw fromSystemError(error, 'writing to the store');
     }
     this.sequence = sequence;
+    this.lastBatchStart = start;
     this.end = start + batch.length;
     this.fileSize = this.end;
     this.mark.write(sequence);
     records.forEach((record, i) => {
-      const key = RecordIndex.keyOf(record.id);
-      this.deadBytes += record.sealed ? this.index.set(key, start + valueOffsets[i]!, record.sealed.length) : this.index.delete(key);
+      this.deadBytes += record.sealed ? this.index.set(record.id, start + valueOffsets[i]!, record.sealed.length) : this.index.delete(record.id);
     });
+    this.checkpointInBackground();
+  }
+
+  /**
+   * Run `work` once every piece of work queued before it has settled: the store's one write
+   * queue. Whoever reads a record to decide what to write (a head, the vault registry) does the
+   * read and the write inside one `exclusive` call, so no other writer slips in between.
+   */
+  exclusive<T>(work: () => Promise<T> | T): Promise<T> {
+    const run = this.queue.then(
+      () => work(),
+      () => work(),
+    );
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  // --- checkpoints ------------------------------------------------------------------------
+
+  /** The last whole batch, as a checkpoint names it; null for an empty log. */
+  private checkpointPosition(): CheckpointPosition | null {
+    if (this.end === MAGIC.length) return null;
+    const batchMac = Buffer.alloc(MAC_BYTES);
+    if (fs.readSync(this.fd, batchMac, 0, MAC_BYTES, this.end - MAC_BYTES) !== MAC_BYTES) return null;
+    return { sequence: this.sequence, end: this.end, batchStart: this.lastBatchStart, batchMac };
+  }
+
+  /** Log bytes a checkpoint would save replaying. */
+  private get uncheckpointedBytes(): number {
+    return this.end - Math.max(this.checkpointEnd, MAGIC.length);
+  }
+
+  /** Write a checkpoint now (synchronously) for the log as it is. */
+  checkpoint(): void {
+    this.assertOpen();
+    const position = this.checkpointPosition();
+    if (!position || !CHECKPOINTS_SUPPORTED) return;
+    this.generation++; // a background checkpoint in flight is older: drop it
+    writeCheckpoint(path.dirname(this.file), this.checkpointKey, position, this.index);
+    this.checkpointEnd = position.end;
+  }
+
+  /**
+   * After a write: once the log has grown STORE_CHECKPOINT_INTERVAL_BYTES past the last
+   * checkpoint (STORE_CHECKPOINT_CLOSE_BYTES when none matches), write one from a copy of the
+   * index, in steps, after the write has returned. It never delays an acknowledgement beyond
+   * the copy (a few memcpys).
+   */
+  private checkpointInBackground(): void {
+    if (this.checkpointing || this.compacting || !CHECKPOINTS_SUPPORTED) return;
+    if (this.uncheckpointedBytes < (this.checkpointEnd === 0 ? STORE_CHECKPOINT_CLOSE_BYTES : STORE_CHECKPOINT_INTERVAL_BYTES)) return;
+    const position = this.checkpointPosition();
+    if (!position) return;
+    const generation = this.generation;
+    const abandoned = () => this.closed || generation !== this.generation;
+    this.checkpointing = writeCheckpointInSteps(path.dirname(this.file), this.checkpointKey, position, this.index.clone(), abandoned)
+      .then((done) => {
+        if (done && !abandoned()) this.checkpointEnd = Math.max(this.checkpointEnd, position.end);
+      })
+      .catch(() => {
+        /* a checkpoint only saves time; the next write or close tries again */
+      })
+      .finally(() => {
+        this.checkpointing = null;
+      });
+  }
+
+  /** Settles once no background checkpoint is in flight (tests; a clean shutdown). */
+  async settled(): Promise<void> {
+    while (this.checkpointing || this.compacting) await (this.checkpointing ?? this.compacting)!.catch(() => undefined);
+  }
+
+  /**
+   * Replay the whole log from its start and compare with the index in use. Opening from a
+   * checkpoint verifies only the batches after it; `keynode check` verifies every one here.
+   */
+  verifyLog(): void {
+    this.assertOpen();
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      const check = new LogStore(this.file, fd, this.batchKey, this.mark);
+      check.replay({ useCheckpoint: false });
+      const bad = (what: string) => integrityError(`store file ${this.file} does not match its index (${what})`, { file: this.file });
+      if (check.end !== this.end || check.sequence !== this.sequence) throw bad('length');
+      if (check.index.size !== this.index.size) throw bad('record count');
+      for (const [id, offset, length] of check.index.entries()) {
+        const location = this.index.get(id);
+        if (!location || location[0] !== offset || location[1] !== length) throw bad('index');
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   /** Bytes the store file takes on disk. */
@@ -493,7 +705,7 @@ export class LogStore {
   /** Ids of every live record, in no particular order (for `keynode check`). */
   *liveRecordIds(): IterableIterator<Buffer> {
     this.assertOpen();
-    for (const [key] of this.index.entries()) yield Buffer.from(key, 'latin1');
+    for (const [id] of this.index.entries()) yield id;
   }
 
   /** Sizes for reports: the file, its live values, and bytes held by overwritten or deleted records. */
@@ -511,16 +723,68 @@ export class LogStore {
    * Rewrite the log with live records only. Values are copied sealed as they are (no key is
    * needed to move them) into batches that continue the sequence. The old log is replaced (by
    * an atomic rename) only once the new one is complete, fsynced, and read back verified; it
-   * does not start without free space for the live data.
+   * does not start without free space for the live data. Synchronous (close, `check`); while
+   * the event loop serves others use `compactInSteps`.
    */
   compact(options: { sequenceAfter?: bigint } = {}): void {
     this.assertOpen();
+    this.generation++; // a compaction or checkpoint in steps is superseded
+    const steps = this.compactSteps(options);
+    let step = steps.next();
+    while (!step.done) {
+      try {
+        if (step.value) fs.fsyncSync(step.value.fsync);
+      } catch (error) {
+        step = steps.throw(error);
+        continue;
+      }
+      step = steps.next();
+    }
+  }
+
+  /**
+   * The same compaction in steps of about STORE_STEP_MS, yielding to the event loop between
+   * them (fsyncs run on the thread pool). Writes made meanwhile go to the old log as usual and
+   * are acknowledged at once; the last (synchronous) step carries them over into the new log,
+   * renumbered after the copied batches. Fails with ERR_CANCELLED (the store unchanged) when
+   * the store is closed or compacted synchronously meanwhile. One at a time: a second call
+   * returns the first one's promise.
+   */
+  compactInSteps(): Promise<void> {
+    this.assertOpen();
+    if (this.compacting) return this.compacting;
+    const generation = ++this.generation;
+    const run = async () => {
+      const steps = this.compactSteps({});
+      let step = steps.next();
+      while (!step.done) {
+        try {
+          const pending = step.value;
+          if (pending) await new Promise<void>((resolve, reject) => fs.fsync(pending.fsync, (error) => (error ? reject(error) : resolve())));
+          else await new Promise<void>((resolve) => setImmediate(resolve));
+        } catch (error) {
+          step = steps.throw(error);
+          continue;
+        }
+        if (this.closed || generation !== this.generation) {
+          steps.return();
+          throw new KeynodeError('ERR_CANCELLED', 'compaction was interrupted (the store was closed or compacted meanwhile); the store is unchanged');
+        }
+        step = steps.next();
+      }
+    };
+    this.compacting = run().finally(() => {
+      this.compacting = null;
+    });
+    return this.compacting;
+  }
+
+  private *compactSteps(options: { sequenceAfter?: bigint }): Generator<Step, void> {
     const dir = path.dirname(this.file);
     const temp = `${this.file}.compact`;
-    const entries = [...this.index.entries()].sort((a, b) => a[1] - b[1]);
-    const liveBytes = entries.reduce((sum, [, , length]) => sum + length, 0);
+    const liveCount = this.index.size;
     // Ids, kinds, lengths and per-batch framing come on top of the sealed values.
-    const needed = MAGIC.length + liveBytes + entries.length * (1 + RECORD_ID_BYTES + 4) + STORE_COMPACT_SPARE_BYTES;
+    const needed = MAGIC.length + this.index.liveBytes() + liveCount * (1 + RECORD_ID_BYTES + 4) + STORE_COMPACT_SPARE_BYTES;
     try {
       this.assertUnchanged();
       this.setAsideTornTail();
@@ -532,85 +796,140 @@ export class LogStore {
     } catch (error) {
       throw fromSystemError(error, 'compacting the store');
     }
-    const newIndex: Array<[string, number, number]> = [];
+    const snapshotEnd = this.end;
     const written = sha256Stream();
+    let copied = 0;
     let end = MAGIC.length;
     let sequence = options.sequenceAfter !== undefined && options.sequenceAfter > this.sequence ? options.sequenceAfter : this.sequence;
     let fd: number | undefined;
+    let checkFd: number | undefined;
+    let committed = false;
+    let check: LogStore | undefined;
+    const append = (records: EncodedOp[]) => {
+      sequence += 1n;
+      const { batch } = encodeBatch(end, sequence, records, this.batchKey);
+      writeAll(fd!, batch, end);
+      end += batch.length;
+    };
     try {
       fs.rmSync(temp, { force: true });
       fd = fs.openSync(temp, 'wx', FILE_MODE);
       writeAll(fd, MAGIC, 0);
-      let i = 0;
-      while (i < entries.length) {
-        const group: Array<[string, Buffer]> = [];
-        let groupBytes = 0;
-        while (i < entries.length && (group.length === 0 || groupBytes < STORE_COMPACT_BATCH_BYTES)) {
-          const [key, offset, length] = entries[i]!;
-          const sealed = Buffer.allocUnsafe(length);
-          if (fs.readSync(this.fd, sealed, 0, length, offset) !== length) throw integrityError(`store file ${this.file} ended inside a record while compacting`, { offset });
-          group.push([key, sealed]);
-          written.update(sealed);
-          groupBytes += length;
-          i++;
+      // Walk the old log (every batch verified again: an open from a checkpoint did not read
+      // them); a put is live if the index still points at it. Later writes are carried below.
+      const reader = new LogReader(this.fd, snapshotEnd);
+      let group: EncodedOp[] = [];
+      let groupBytes = 0;
+      let offset = MAGIC.length;
+      let lastYield = performance.now();
+      while (offset < snapshotEnd) {
+        const batch = this.readBatch(reader, offset);
+        if (batch === 'torn') throw integrityError(`store file ${this.file} ended inside a batch while compacting`, { offset });
+        for (const op of batch.ops) {
+          if ('deleted' in op) continue;
+          const location = this.index.get(op.id);
+          if (!location || location[0] !== op.offset) continue;
+          const record = { id: Buffer.from(op.id), sealed: Buffer.from(batch.body.subarray(op.bodyAt, op.bodyAt + op.length)) };
+          group.push(record);
+          written.update(record.id);
+          written.update(record.sealed);
+          groupBytes += op.length;
+          copied++;
+          if (groupBytes >= STORE_COMPACT_BATCH_BYTES || group.length >= STORE_COMPACT_BATCH_RECORDS) {
+            append(group);
+            group = [];
+            groupBytes = 0;
+          }
         }
-        sequence += 1n;
-        const records = group.map(([key, sealed]) => ({ id: Buffer.from(key, 'latin1'), sealed }));
-        const { batch, valueOffsets } = encodeBatch(end, sequence, records, this.batchKey);
-        group.forEach(([key, sealed], j) => newIndex.push([key, end + valueOffsets[j]!, sealed.length]));
-        writeAll(fd, batch, end);
-        end += batch.length;
+        offset = batch.next;
+        if (performance.now() - lastYield >= STORE_STEP_MS) {
+          yield;
+          lastYield = performance.now();
+        }
       }
-      fs.fsyncSync(fd);
+      if (group.length > 0) append(group);
+      yield { fsync: fd };
+      // Read the new file back: every batch verifies and it holds exactly what was written.
+      checkFd = fs.openSync(temp, 'r');
+      check = new LogStore(temp, checkFd, this.batchKey, this.mark);
+      check.replayDigest = sha256Stream();
+      yield* check.replaySteps({ useCheckpoint: false });
+      const bad = (what: string) => integrityError(`the compacted store failed verification (${what}); the store is unchanged`, { file: temp });
+      if (check.end !== end || check.fileSize !== end) throw bad('length');
+      if (check.sequence !== sequence && end !== MAGIC.length) throw bad('sequence');
+      if (check.index.size !== copied) throw bad('record count');
+      if (!check.replayDigest.digest().equals(written.digest())) throw bad('contents');
+      // From here to the rename nothing yields: carry over what was written meanwhile.
+      let carried = 0;
+      if (this.end > snapshotEnd) {
+        const tailStart = end;
+        const tail = new LogReader(this.fd, this.end);
+        const tailDigest = sha256Stream();
+        for (let at = snapshotEnd; at < this.end; ) {
+          const batch = this.readBatch(tail, at);
+          if (batch === 'torn') throw integrityError(`store file ${this.file} ended inside a batch while compacting`, { offset: at });
+          append(
+            batch.ops.map((op): EncodedOp => {
+              if ('deleted' in op) return { id: Buffer.from(op.id) };
+              const sealed = Buffer.from(batch.body.subarray(op.bodyAt, op.bodyAt + op.length));
+              tailDigest.update(op.id);
+              tailDigest.update(sealed);
+              return { id: Buffer.from(op.id), sealed };
+            }),
+          );
+          at = batch.next;
+          carried++;
+        }
+        fs.fsyncSync(fd);
+        check.replayDigest = sha256Stream();
+        const reached = runToEnd(check.replayFrom(new LogReader(checkFd, end), tailStart));
+        if (reached !== end || check.sequence !== sequence || !check.replayDigest.digest().equals(tailDigest.digest())) throw bad('carried writes');
+        check.end = end;
+      }
       fs.closeSync(fd);
       fd = undefined;
-      this.verifyCompacted(temp, { end, sequence, newIndex, digest: written.digest() });
+      fs.closeSync(checkFd);
+      checkFd = undefined;
+      // The old checkpoint describes the old log (it would not match anyway); drop it first.
+      this.generation++;
+      removeCheckpoint(dir);
       fs.renameSync(temp, this.file);
+      committed = true;
+      this.compactionStats.copiedRecords = copied;
+      this.compactionStats.carriedBatches = carried;
       syncDir(dir);
     } catch (error) {
-      if (fd !== undefined) fs.closeSync(fd);
-      fs.rmSync(temp, { force: true });
       throw fromSystemError(error, 'compacting the store');
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+      if (checkFd !== undefined) fs.closeSync(checkFd);
+      if (!committed) fs.rmSync(temp, { force: true });
     }
     // The new log is in place; the old one is gone. From here on nothing may fail the caller.
-    fs.closeSync(this.fd);
+    // Closing the last descriptor of the old (unlinked) log frees its pages: tens of
+    // milliseconds for a large log, so that runs on the thread pool.
+    fs.close(this.fd, () => undefined);
     this.fd = fs.openSync(this.file, 'r+');
-    this.index.clear();
-    for (const [key, offset, length] of newIndex) this.index.set(key, offset, length);
+    this.index = check.index;
     this.end = end;
     this.fileSize = end;
     this.sequence = sequence;
+    this.lastBatchStart = check.lastBatchStart;
     this.deadBytes = 0;
+    this.checkpointEnd = 0;
     this.report.tornTailBytes = 0;
     this.mark.write(sequence, { sync: true });
   }
 
-  /** Read a freshly written log back: every batch verifies, and it holds exactly what was written. */
-  private verifyCompacted(file: string, expected: { end: number; sequence: bigint; newIndex: Array<[string, number, number]>; digest: Buffer }): void {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const check = new LogStore(file, fd, this.batchKey, this.mark);
-      check.replay();
-      const bad = (what: string) => integrityError(`the compacted store failed verification (${what}); the store is unchanged`, { file });
-      if (check.end !== expected.end || check.fileSize !== expected.end) throw bad('length');
-      if (check.sequence !== expected.sequence) throw bad('sequence');
-      if (check.index.size !== expected.newIndex.length) throw bad('record count');
-      const readBack = sha256Stream();
-      for (const [key, offset, length] of expected.newIndex) {
-        const location = check.index.get(key);
-        if (!location || location[0] !== offset || location[1] !== length) throw bad('index');
-        const value = Buffer.allocUnsafe(length);
-        if (fs.readSync(fd, value, 0, length, offset) !== length) throw bad('short read');
-        readBack.update(value);
-      }
-      if (!readBack.digest().equals(expected.digest)) throw bad('contents');
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
   close(): void {
     if (this.closed) return;
+    this.generation++; // background work stops at its next step
+    try {
+      // Best effort: a checkpoint only saves the next open time.
+      if (this.uncheckpointedBytes >= STORE_CHECKPOINT_CLOSE_BYTES) this.checkpoint();
+    } catch {
+      /* the next close tries again */
+    }
     this.closed = true;
     this.mark.close();
     fs.closeSync(this.fd);
