@@ -4,44 +4,62 @@
  * Messages never contain secret values.
  */
 
-/** Stable error codes, grouped by the CLI exit code each maps to. */
-export const EXIT_CODES = {
-  ERR_INTERNAL: 1,
-  ERR_USAGE: 2,
-  ERR_INVALID_ARGUMENT: 2,
-  ERR_INVALID_PATH: 2,
-  ERR_INVALID_NAME: 2,
-  ERR_INVALID_REQUEST: 2,
-  ERR_ENV_NAME: 2,
-  ERR_TEMPLATE: 2,
-  ERR_NODE_NOT_FOUND: 3,
-  ERR_NODE_EXISTS: 3,
-  ERR_WRONG_PASSWORD: 4,
-  ERR_PASSWORD_REQUIRED: 4,
-  ERR_INVALID_PHRASE: 4,
-  ERR_WRONG_PHRASE: 4,
-  ERR_VAULT_NOT_FOUND: 5,
-  ERR_VAULT_EXISTS: 5,
-  ERR_SECRET_NOT_FOUND: 5,
-  ERR_COMMIT_NOT_FOUND: 5,
-  ERR_PATH_EXISTS: 5,
-  ERR_IS_A_DIRECTORY: 5,
-  ERR_NOT_A_DIRECTORY: 5,
-  ERR_NODE_LOCKED: 6,
-  ERR_INTEGRITY: 7,
-  ERR_NO_SPACE: 8,
-  ERR_IO: 8,
-  ERR_CANCELLED: 9,
-  ERR_CONFIRMATION_REQUIRED: 9,
-  ERR_NOT_SUPPORTED: 10,
-  ERR_UNAUTHENTICATED: 11,
-  ERR_AGENT_LOCKED: 11,
-  ERR_AGENT_NOT_RUNNING: 12,
-  ERR_AGENT_RUNNING: 12,
-  ERR_AGENT_BUSY: 12,
-} as const;
+/**
+ * Stable error codes. The CLI maps each to an exit status (cli/exitCodes.ts); a new code
+ * needs an exit status there too (the compiler insists).
+ */
+export const ERROR_CODES = [
+  'ERR_INTERNAL',
+  'ERR_USAGE',
+  'ERR_INVALID_ARGUMENT',
+  'ERR_INVALID_PATH',
+  'ERR_INVALID_NAME',
+  'ERR_INVALID_REQUEST',
+  'ERR_ENV_NAME',
+  'ERR_TEMPLATE',
+  'ERR_NODE_NOT_FOUND',
+  'ERR_NODE_EXISTS',
+  'ERR_WRONG_PASSWORD',
+  'ERR_PASSWORD_REQUIRED',
+  'ERR_INVALID_PHRASE',
+  'ERR_WRONG_PHRASE',
+  'ERR_VAULT_NOT_FOUND',
+  'ERR_VAULT_EXISTS',
+  'ERR_SECRET_NOT_FOUND',
+  'ERR_COMMIT_NOT_FOUND',
+  'ERR_PATH_EXISTS',
+  'ERR_IS_A_DIRECTORY',
+  'ERR_NOT_A_DIRECTORY',
+  'ERR_NODE_LOCKED',
+  'ERR_INTEGRITY',
+  'ERR_NO_SPACE',
+  'ERR_IO',
+  'ERR_CANCELLED',
+  'ERR_CONFIRMATION_REQUIRED',
+  'ERR_NOT_SUPPORTED',
+  'ERR_UNAUTHENTICATED',
+  'ERR_AGENT_LOCKED',
+  'ERR_AGENT_NOT_RUNNING',
+  'ERR_AGENT_RUNNING',
+  'ERR_AGENT_BUSY',
+] as const;
 
-export type ErrorCode = keyof typeof EXIT_CODES;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && KNOWN_CODES.has(value);
+}
+
+/** A KeynodeError as it crosses a boundary (the agent socket, a child's pipe): JSON-safe. */
+export interface KeynodeErrorJSON {
+  code: ErrorCode;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+const MAX_WIRE_MESSAGE_CHARS = 4096;
 
 export class KeynodeError extends Error {
   readonly code: ErrorCode;
@@ -54,8 +72,23 @@ export class KeynodeError extends Error {
     this.data = data;
   }
 
-  get exitCode(): number {
-    return EXIT_CODES[this.code];
+  /** Code, message and data (not the stack, nor the cause: those stay in this process). */
+  toJSON(): KeynodeErrorJSON {
+    return Object.keys(this.data).length > 0 ? { code: this.code, message: this.message, data: this.data } : { code: this.code, message: this.message };
+  }
+
+  /**
+   * The error a peer sent. Whatever arrives, the result is a KeynodeError: a code this build
+   * does not know becomes ERR_INTERNAL (the original kept in data.code), a missing or
+   * oversized message is replaced, data that is not a plain object is dropped.
+   */
+  static fromJSON(value: unknown): KeynodeError {
+    const record = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+    const given = typeof record.data === 'object' && record.data !== null && !Array.isArray(record.data) ? { ...(record.data as Record<string, unknown>) } : {};
+    const message = typeof record.message === 'string' && record.message.length <= MAX_WIRE_MESSAGE_CHARS ? record.message : 'error without a readable message';
+    if (isErrorCode(record.code)) return new KeynodeError(record.code, message, given);
+    const code = typeof record.code === 'string' ? record.code.slice(0, 64) : String(typeof record.code);
+    return new KeynodeError('ERR_INTERNAL', message, { ...given, code });
   }
 }
 

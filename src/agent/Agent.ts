@@ -1,14 +1,18 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { METHODS, isMethodName, isOwnerMethod, type AgentMethod, type AgentStatus, type ParamsOf, type ResultOf, type Session } from '../api/contract.js';
+import { dispatch } from '../api/handlers.js';
+import { validateRequest } from '../api/schema.js';
 import { KeynodeError, isKeynodeError } from '../errors.js';
-import { KeynodeNode, type Password } from '../node/KeynodeNode.js';
-import { unlockKeyFile } from '../keys/KeyFile.js';
-import { NodeLock } from '../storage/NodeLock.js';
-import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost, type Reply } from './Connection.js';
-import { dispatch, isMethodName } from './api.js';
-import { PROTOCOL_VERSION } from './framing.js';
-import { socketPath } from './paths.js';
-import { SessionStore, type Session } from './sessions.js';
+import { socketPath } from '../ipc/paths.js';
+import { errorReply, resultReply, PROTOCOL_VERSION, type Reply } from '../ipc/protocol.js';
+import type { Password } from '../node/KeynodeNode.js';
+import { NodeLifecycle } from '../node/lifecycle.js';
+import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost } from './Connection.js';
+import { IdleTimer, NodeWork } from './services.js';
+import { SessionStore } from './sessions.js';
+
+export type { AgentStatus } from '../api/contract.js';
 
 export interface AgentOptions {
   nodePath: string;
@@ -27,18 +31,6 @@ export interface AgentOptions {
   collectGarbage?: () => void;
 }
 
-export interface AgentStatus {
-  pid: number;
-  nodePath: string;
-  socket: string;
-  locked: boolean;
-  nodeId: string | null;
-  sessions: number;
-  startedAt: string;
-  idleTimeoutMs: number;
-  sessionTtlMs: number;
-}
-
 export const DEFAULT_SESSION_TTL_MS = 60 * 60 * 1000;
 
 const REQUEST_FIELDS = new Set(['v', 'id', 'method', 'token', 'params']);
@@ -55,40 +47,35 @@ export function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-const UNLOCK_PARAMS = 'invalid request: params must be { password: string } or { passwordBase64: string }';
-
 /**
- * The password of `session.unlock` as bytes the agent owns (and zeroes after use): exactly one
- * of `password` (text, taken as UTF-8) or `passwordBase64` (any bytes, as a password file holds).
+ * The password of `session.unlock` as bytes the agent owns (and zeroes after use): `password`
+ * (text, taken as UTF-8) or `passwordBase64` (any bytes, as a password file holds).
  */
-function passwordBuffer(params: Record<string, unknown>): Buffer {
-  const keys = Object.keys(params);
-  if (keys.length !== 1) throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
-  const value = params[keys[0]!];
-  if (typeof value !== 'string') throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
-  if (keys[0] === 'password') return Buffer.from(value, 'utf8');
-  if (keys[0] !== 'passwordBase64') throw new KeynodeError('ERR_INVALID_REQUEST', UNLOCK_PARAMS);
-  const password = Buffer.from(value, 'base64');
+function passwordBuffer(params: ParamsOf<'session.unlock'>): Buffer {
+  if ('password' in params) return Buffer.from(params.password, 'utf8');
+  const password = Buffer.from(params.passwordBase64, 'base64');
   // Canonical base64 only: Buffer.from skips what is not base64, so two spellings would give one password.
-  if (password.toString('base64') === value) return password;
+  if (password.toString('base64') === params.passwordBase64) return password;
   password.fill(0);
-  throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params.passwordBase64 is not canonical base64');
+  throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params.passwordBase64 is not canonical base64', { field: 'params.passwordBase64' });
 }
 
 /**
- * The agent: owns one node (its lock), unlocked or locked, and serves the client API on a
+ * The agent: owns one node (its file lock), unlocked or locked, and serves the owner API on a
  * Unix socket (0600) inside the node directory. start() and stop() may be called many times in
  * one process (tests do). It keeps no password: unlocking again takes the password from a
- * client. Locking closes the node, so keys, vault registry and caches of values go with it.
+ * client. The node's lifecycle is NodeLifecycle's: locking (a client, the idle timeout, stop)
+ * stops the node's services (idle timer, sessions, node requests) and closes the node, so keys,
+ * vault registry and caches of values go with it.
  */
 export class Agent implements ConnectionHost {
-  private node: KeynodeNode | null;
   private readonly sessions: SessionStore;
+  private readonly idleTimer: IdleTimer;
+  private readonly nodeWork = new NodeWork();
   private readonly connections = new Set<Connection>();
   private readonly inflight = new Set<Promise<unknown>>();
-  private lastActivity = Date.now();
-  private idleTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
+  private lifecycle!: NodeLifecycle;
   private stopping: Promise<void> | null = null;
   private readonly startedAt = new Date().toISOString();
   private readonly log: (line: string) => void;
@@ -96,20 +83,43 @@ export class Agent implements ConnectionHost {
   /** Resolves when the agent has stopped (for whoever started it). */
   readonly stopped: Promise<void>;
   private resolveStopped!: () => void;
+  /** Agent and session methods, typed by the contract; owner methods go to api/handlers.ts. */
+  private readonly agentMethods: { [M in AgentMethod]: (params: ParamsOf<M>, connection: Connection, token: string | undefined) => Promise<ResultOf<M>> } = {
+    'agent.status': async () => this.status(),
+    'agent.lock': async () => {
+      await this.lockNode('requested');
+      return { locked: true };
+    },
+    'agent.stop': async () => {
+      setImmediate(() => void this.stop());
+      return { stopping: true };
+    },
+    'session.unlock': async (params, connection) => {
+      const session = await this.unlock(passwordBuffer(params));
+      connection.authenticated = true;
+      // The request's strings (the frame, the password) are garbage once answered: collect them.
+      setImmediate(() => this.collectGarbage());
+      return session;
+    },
+    'session.refresh': async (_params, connection, token) => {
+      const session = token !== undefined && !this.locked ? this.sessions.refresh(token) : null;
+      if (!session) throw this.unauthenticated();
+      connection.authenticated = true;
+      return session;
+    },
+  };
 
   private constructor(
     readonly nodePath: string,
     readonly socket: string,
-    private readonly lock: NodeLock,
-    node: KeynodeNode,
     private readonly server: net.Server,
     private readonly options: { idleTimeoutMs: number; sessionTtlMs: number },
     limits: Partial<AgentLimits> | undefined,
     log: ((line: string) => void) | undefined,
     private readonly collectGarbage: () => void,
   ) {
-    this.node = node;
     this.sessions = new SessionStore(options.sessionTtlMs);
+    this.idleTimer = new IdleTimer(options.idleTimeoutMs, () => void this.lockNode('idle timeout'));
     this.log = log ?? (() => {});
     this.limits = { ...DEFAULT_AGENT_LIMITS, ...limits };
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
@@ -125,17 +135,22 @@ export class Agent implements ConnectionHost {
       if (await socketAnswers(socket)) throw new KeynodeError('ERR_AGENT_RUNNING', `an agent is already running for ${options.nodePath}`, { socket });
       fs.rmSync(socket, { force: true }); // left by a killed agent
     }
-    const lock = await NodeLock.acquire(options.nodePath, { waitMs: options.lockWaitMs });
-    let node: KeynodeNode;
-    try {
-      node = await KeynodeNode.open({ nodePath: options.nodePath, password: options.password, heldLock: lock });
-    } catch (error) {
-      lock.release();
-      throw error;
-    }
     const server = net.createServer();
     const timing = { idleTimeoutMs: options.idleTimeoutMs ?? 0, sessionTtlMs: options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS };
-    const agent = new Agent(options.nodePath, socket, lock, node, server, timing, options.limits, options.log, options.collectGarbage ?? (() => {}));
+    const agent = new Agent(options.nodePath, socket, server, timing, options.limits, options.log, options.collectGarbage ?? (() => {}));
+    try {
+      agent.lifecycle = await NodeLifecycle.open({
+        nodePath: options.nodePath,
+        password: options.password,
+        lockWaitMs: options.lockWaitMs,
+        // Started in this order on unlock, stopped in reverse on lock: the idle timer first, then
+        // every token is revoked, then running node requests finish before the node closes.
+        services: () => [agent.nodeWork, agent.sessions, agent.idleTimer],
+      });
+    } catch (error) {
+      clearInterval(agent.sweepTimer);
+      throw error;
+    }
     server.on('connection', (connection) => agent.accept(connection));
     const umask = process.umask(0o177); // the socket is created 0600
     try {
@@ -145,24 +160,28 @@ export class Agent implements ConnectionHost {
       });
     } catch (error) {
       clearInterval(agent.sweepTimer);
-      node.close();
+      await agent.lifecycle.close();
       throw new KeynodeError('ERR_IO', `cannot listen on ${socket}: ${(error as Error).message}`);
     } finally {
       process.umask(umask);
     }
     fs.chmodSync(socket, 0o600);
-    agent.armIdleTimer();
-    agent.log(`agent started pid=${process.pid} node=${node.nodeId}`);
+    agent.log(`agent started pid=${process.pid} node=${agent.lifecycle.node?.nodeId ?? '?'}`);
     return { agent, session: agent.sessions.issue() };
   }
 
   get locked(): boolean {
-    return this.node === null;
+    return this.lifecycle.locked;
   }
 
   /** Open connections (for tests and status). */
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Timers and requests still pending (for tests: none may be left once stopped). */
+  get pendingWork(): { idleTimer: boolean; nodeRequests: number; requests: number } {
+    return { idleTimer: this.idleTimer.pending, nodeRequests: this.nodeWork.size, requests: this.inflight.size };
   }
 
   status(): AgentStatus {
@@ -171,7 +190,7 @@ export class Agent implements ConnectionHost {
       nodePath: this.nodePath,
       socket: this.socket,
       locked: this.locked,
-      nodeId: this.node?.nodeId ?? null,
+      nodeId: this.lifecycle.node?.nodeId ?? null,
       sessions: this.sessions.active,
       startedAt: this.startedAt,
       idleTimeoutMs: this.options.idleTimeoutMs,
@@ -181,40 +200,19 @@ export class Agent implements ConnectionHost {
 
   /** Revoke every session and close the node (keys wiped, vaults and caches dropped); keep its lock. */
   async lockNode(reason: string): Promise<void> {
-    this.sessions.revokeAll();
-    if (!this.node) return;
-    await Promise.allSettled([...this.inflight]);
-    this.node?.close({ keepLock: true });
-    this.node = null;
+    this.sessions.revokeAll(); // at once, before waiting for anything: no new request gets in
+    if (this.locked) return;
+    await this.lifecycle.lock();
     this.collectGarbage();
     this.log(`locked (${reason})`);
   }
 
   /** Check the password (unlocking the node if locked) and issue a session. Zeroes `password`. */
   async unlock(password: Buffer): Promise<Session> {
-    try {
-      if (this.node) {
-        const master = await unlockKeyFile(this.nodePath, password);
-        master.fill(0);
-      } else {
-        this.node = await KeynodeNode.open({ nodePath: this.nodePath, password, heldLock: this.lock });
-        this.log('unlocked');
-      }
-    } finally {
-      password.fill(0);
-    }
+    const wasLocked = this.locked;
+    await this.lifecycle.unlock(password);
+    if (wasLocked) this.log('unlocked');
     return this.sessions.issue();
-  }
-
-  private armIdleTimer(): void {
-    if (this.options.idleTimeoutMs <= 0) return;
-    clearTimeout(this.idleTimer);
-    const due = this.lastActivity + this.options.idleTimeoutMs - Date.now();
-    this.idleTimer = setTimeout(() => {
-      if (Date.now() - this.lastActivity >= this.options.idleTimeoutMs) void this.lockNode('idle timeout');
-      else this.armIdleTimer();
-    }, Math.max(due, 10));
-    this.idleTimer.unref();
   }
 
   private accept(socket: net.Socket): void {
@@ -227,7 +225,7 @@ export class Agent implements ConnectionHost {
       const message = `the agent is busy: ${this.limits.maxConnections} connections are open and working; try again`;
       // Keep reading a moment: a client that writes first must not get EPIPE instead of the reason.
       socket.resume();
-      socket.end(JSON.stringify({ v: PROTOCOL_VERSION, id: null, error: { code: 'ERR_AGENT_BUSY', message } }) + '\n');
+      socket.end(JSON.stringify(errorReply(null, new KeynodeError('ERR_AGENT_BUSY', message))) + '\n');
       socket.once('finish', () => setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref());
       return;
     }
@@ -287,7 +285,7 @@ export class Agent implements ConnectionHost {
       request = parsed as Record<string, unknown>;
     } catch (error) {
       const why = error instanceof RangeError ? 'nested too deeply' : 'not a JSON object';
-      return { v: PROTOCOL_VERSION, id: null, error: { code: 'ERR_INVALID_REQUEST', message: `invalid request: ${why}` } };
+      return errorReply(null, new KeynodeError('ERR_INVALID_REQUEST', `invalid request: ${why}`));
     } finally {
       frame.fill(0);
     }
@@ -297,12 +295,10 @@ export class Agent implements ConnectionHost {
     this.inflight.add(work);
     let reply: Reply;
     try {
-      reply = { v: PROTOCOL_VERSION, id, result: await work };
+      reply = resultReply(id, await work);
     } catch (error) {
       if (!isKeynodeError(error)) this.log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      const code = isKeynodeError(error) ? error.code : 'ERR_INTERNAL';
-      const message = isKeynodeError(error) ? error.message : 'internal error in the agent';
-      reply = { v: PROTOCOL_VERSION, id, error: { code, message } };
+      reply = errorReply(id, isKeynodeError(error) ? error : new KeynodeError('ERR_INTERNAL', 'internal error in the agent'));
     } finally {
       this.inflight.delete(work);
     }
@@ -326,66 +322,58 @@ export class Agent implements ConnectionHost {
       throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: params must be an object');
     }
     if (this.stopping) throw new KeynodeError('ERR_AGENT_NOT_RUNNING', 'the agent is stopping');
-    this.lastActivity = Date.now();
-    this.armIdleTimer();
-    const p = (params ?? {}) as Record<string, unknown>;
-    switch (method) {
-      case 'agent.status':
-        return this.status();
-      case 'agent.lock':
-        await this.lockNode('requested');
-        return { locked: true };
-      case 'agent.stop':
-        setImmediate(() => void this.stop());
-        return { stopping: true };
-      case 'session.unlock': {
-        const session = await this.unlock(passwordBuffer(p));
-        connection.authenticated = true;
-        // The request's strings (the frame, the password) are garbage once answered: collect them.
-        setImmediate(() => this.collectGarbage());
-        return session;
-      }
-      case 'session.refresh': {
-        const session = typeof token === 'string' && this.node ? this.sessions.refresh(token) : null;
-        if (!session) throw this.unauthenticated();
-        connection.authenticated = true;
-        return session;
-      }
-    }
+    this.idleTimer.touch();
     if (!isMethodName(method)) throw new KeynodeError('ERR_INVALID_REQUEST', `invalid request: unknown method ${method.slice(0, 40)}`);
-    if (!this.node) throw new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked: run "keynode agent unlock"');
-    if (!this.sessions.isValid(token)) throw this.unauthenticated();
-    connection.authenticated = true;
-    return dispatch(this.node, method, p);
+    if (isOwnerMethod(method)) {
+      const node = this.lifecycle.node;
+      if (!node) throw new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked');
+      if (!this.sessions.isValid(token)) throw this.unauthenticated();
+      connection.authenticated = true;
+      return this.nodeWork.track(dispatch(node, method, params));
+    }
+    return this.runAgentMethod(method, params, connection, token);
+  }
+
+  private runAgentMethod<M extends AgentMethod>(method: M, params: unknown, connection: Connection, token: string | undefined): Promise<ResultOf<M>> {
+    const checked = validateRequest(METHODS[method].params, params ?? {}, 'params') as ParamsOf<M>;
+    const run = this.agentMethods[method] as (params: ParamsOf<M>, connection: Connection, token: string | undefined) => Promise<ResultOf<M>>;
+    return run(checked, connection, token);
   }
 
   private unauthenticated(): KeynodeError {
-    return this.node
-      ? new KeynodeError('ERR_UNAUTHENTICATED', 'no valid session (expired or revoked): run "keynode agent unlock"')
-      : new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked: run "keynode agent unlock"');
+    return this.locked ? new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked') : new KeynodeError('ERR_UNAUTHENTICATED', 'no valid session (expired or revoked)');
   }
 
-  /** Stop accepting, let in-flight requests finish, close the node, release lock and socket. */
+  /** Stop accepting, let in-flight requests finish, close the node, release lock and socket. Leaves no timer behind. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      clearTimeout(this.idleTimer);
       clearInterval(this.sweepTimer);
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       await Promise.allSettled([...this.inflight]);
       await new Promise((resolve) => setImmediate(resolve)); // their replies are written in the microtasks before this
-      for (const connection of this.connections) connection.socket.end();
-      setTimeout(() => {
-        for (const connection of this.connections) connection.socket.destroy();
-      }, 200).unref();
+      await this.closeConnections(200);
       this.sessions.revokeAll();
-      this.node?.close({ keepLock: true });
-      this.node = null;
-      this.lock.release();
+      await this.lifecycle.close();
       await closed;
       fs.rmSync(this.socket, { force: true });
       this.log('agent stopped');
       this.resolveStopped();
     })();
     return this.stopping;
+  }
+
+  /** End every connection; those still open after `graceMs` (a client that does not close) are destroyed. */
+  private async closeConnections(graceMs: number): Promise<void> {
+    const open = [...this.connections].map((connection) => {
+      const socket = connection.socket;
+      return socket.destroyed ? Promise.resolve() : new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.end();
+      });
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(open), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    for (const connection of this.connections) connection.socket.destroy();
   }
 }

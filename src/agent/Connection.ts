@@ -9,8 +9,9 @@ import {
   AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES,
   AGENT_WRITE_STALL_MS,
 } from '../constants.js';
-import type { ErrorCode } from '../errors.js';
-import { FrameReader, PROTOCOL_VERSION } from './framing.js';
+import { KeynodeError, type ErrorCode } from '../errors.js';
+import { FrameReader } from '../ipc/framing.js';
+import { errorReply, type Reply } from '../ipc/protocol.js';
 
 /** Limits on what clients may make the agent hold (defaults in constants.ts; tests lower them). */
 export interface AgentLimits {
@@ -35,8 +36,6 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = {
   connectionIdleMs: AGENT_CONNECTION_IDLE_MS,
 };
 
-export type Reply = { v: number; id: string | number | null } & ({ result: unknown } | { error: { code: ErrorCode; message: string } });
-
 /** What a connection needs from the agent that serves it. */
 export interface ConnectionHost {
   readonly limits: AgentLimits;
@@ -50,7 +49,6 @@ export interface ConnectionHost {
 }
 
 const MiB = 1024 * 1024;
-/** How long a refused connection is still read (and discarded), so its client can read why before it closes. */
 /** How long a refused client may still write before the socket closes, so it reads why. */
 export const REFUSED_LINGER_MS = 1_000;
 const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`);
@@ -183,7 +181,7 @@ export class Connection {
     this.frameStartedAt = null;
     this.socket.resume();
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.socket.end(JSON.stringify({ v: PROTOCOL_VERSION, id: null, error: { code, message } }) + '\n');
+    this.socket.end(JSON.stringify(errorReply(null, new KeynodeError(code, message))) + '\n');
     this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), REFUSED_LINGER_MS).unref());
   }
 

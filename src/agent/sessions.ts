@@ -1,22 +1,28 @@
 import crypto from 'node:crypto';
+import type { Session } from '../api/contract.js';
+import type { Service } from '../node/lifecycle.js';
+
+export type { Session } from '../api/contract.js';
 
 /**
  * Session tokens: 256 random bits, handed to a client that proved the password. The agent
- * keeps only their SHA-256 (a lookup by hash is as good as a constant-time compare), an expiry,
- * and revokes them all when it locks.
+ * keeps only their SHA-256 (a lookup by hash is as good as a constant-time compare) and an
+ * expiry. A service of the unlocked node: stopping it (on every lock) revokes every token.
  */
-export interface Session {
-  token: string;
-  expiresAt: number;
-}
-
-export class SessionStore {
+export class SessionStore implements Service {
+  readonly name = 'sessions';
   private readonly sessions = new Map<string, { expiresAt: number }>();
 
   constructor(private readonly ttlMs: number) {}
 
   private static hash(token: string): string {
     return crypto.createHash('sha256').update(token).digest('hex');
+  }
+
+  start(): void {}
+
+  stop(): void {
+    this.revokeAll();
   }
 
   issue(now = Date.now()): Session {

@@ -1,19 +1,22 @@
 import { KeynodeError, isKeynodeError } from '../errors.js';
 import { resolveNodePath } from '../node/nodePath.js';
 import { parseSecretRef } from '../vaults/paths.js';
-import { socketPath } from '../agent/paths.js';
+import { socketPath } from '../ipc/paths.js';
+import { AgentClient } from '../client/AgentClient.js';
 import { AgentConnection } from '../client/AgentConnection.js';
-import { readSession, writeSession } from '../client/sessionFile.js';
+import { readPassword } from './credentials.js';
 import { printSaved, printSecretValue } from './format.js';
 import { reportError } from './output.js';
 import { readValueFromStdin } from './stdin.js';
 
 /**
- * The hot commands (`secrets get`, `secrets set` from stdin) through a running agent with a
- * live session, without loading the full command tree (commander and every command module
- * cost ~35 ms of a ~75 ms start). Returns the exit code, or undefined to hand the invocation to
- * the full CLI: any other command or option, no agent, no session, or a session the agent
- * refuses (the full CLI re-authenticates). Output and errors are the full commands' own.
+ * The hot commands (`secrets get`, `secrets set` from stdin) through a running agent, without
+ * loading the full command tree (commander and every command module cost ~35 ms of a ~75 ms
+ * start). The client is the full CLI's (client/AgentClient.ts), so sessions are read, refreshed
+ * and renewed the same way. Returns the exit code, or undefined to hand the invocation to the
+ * full CLI: any other command or option, no agent, or (for `get`) no session to be had without
+ * asking. Output and errors are the full commands' own. Keep its imports light: everything it
+ * imports is bundled into dist/cli/keynode.cjs (tests/e2e/agentFastBundle.test.ts checks).
  */
 interface Parsed {
   command: 'get' | 'set';
@@ -53,41 +56,29 @@ function parse(args: string[]): Parsed | undefined {
 export async function tryFastPath(argv: string[]): Promise<number | undefined> {
   const parsed = parse(argv.slice(2));
   if (!parsed || (parsed.command === 'set' && process.stdin.isTTY)) return undefined;
-  const nodePath = resolveNodePath(parsed.nodePath);
-  let session;
-  try {
-    session = readSession(nodePath);
-  } catch {
-    return undefined;
-  }
-  if (!session || session.expiresAt <= Date.now() || Date.now() > session.issuedAt + (session.expiresAt - session.issuedAt) / 2) return undefined;
   let ref;
   try {
     ref = parseSecretRef(parsed.ref);
   } catch {
     return undefined; // the full CLI reports it
   }
-  const connection = await AgentConnection.connect(socketPath(nodePath));
+  const nodePath = resolveNodePath(parsed.nodePath);
+  let connection;
+  try {
+    connection = await AgentConnection.connect(socketPath(nodePath));
+  } catch {
+    return undefined; // a socket that is not ours: the full CLI reports it
+  }
   if (!connection) return undefined;
+  // The full CLI's own client: same session file, refresh, re-authentication and result types.
+  const client = new AgentClient(connection, { nodePath, password: () => readPassword({}) });
   try {
     if (parsed.command === 'get') {
-      const result = (await connection.request('secrets.get', { vault: ref.vault, path: ref.path, version: parsed.version }, session.token)) as { value: string };
-      printSecretValue(parsed, { ...ref, version: parsed.version }, Buffer.from(result.value, 'base64'));
+      const { value } = await client.call('secrets.get', { vault: ref.vault, path: ref.path, version: parsed.version });
+      printSecretValue(parsed, { ...ref, version: parsed.version }, Buffer.from(value, 'base64'));
     } else {
       const value = await readValueFromStdin();
-      const params = { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message };
-      type Written = { commit: string; changed: boolean };
-      let result: Written;
-      try {
-        result = (await connection.request('secrets.set', params, session.token)) as Written;
-      } catch (error) {
-        // stdin is consumed, so this path signs in again itself when the environment allows it.
-        const password = process.env.KEYNODE_PASSWORD;
-        if (!password || !(isKeynodeError(error, 'ERR_UNAUTHENTICATED') || isKeynodeError(error, 'ERR_AGENT_LOCKED'))) throw error;
-        const fresh = await connection.unlock(Buffer.from(password, 'utf8')); // as the full CLI sends it: bytes
-        writeSession(nodePath, fresh);
-        result = (await connection.request('secrets.set', params, fresh.token)) as Written;
-      }
+      const result = await client.call('secrets.set', { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message });
       printSaved(parsed, ref, value.length, result);
     }
     return 0;
@@ -98,6 +89,6 @@ export async function tryFastPath(argv: string[]): Promise<number | undefined> {
     }
     return reportError(error, parsed.json);
   } finally {
-    connection.close();
+    client.close();
   }
 }

@@ -1,4 +1,5 @@
-import { EXIT_CODES, KeynodeError, type ErrorCode } from '../errors.js';
+import { KeynodeError, type ErrorCode } from '../errors.js';
+import { EXIT_CODES, withHint } from './exitCodes.js';
 
 export interface OutputOptions {
   json?: boolean;
@@ -25,7 +26,7 @@ export function reportError(error: unknown, json: boolean): number {
   let message: string;
   if (error instanceof KeynodeError) {
     code = error.code;
-    message = error.message;
+    message = withHint(error.code, error.message);
   } else {
     message = `internal error: ${error instanceof Error ? error.message : String(error)}`;
     if (process.env.KEYNODE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack ?? ''}\n`);

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES } from '../constants.js';
-import { EXIT_CODES, KeynodeError, type ErrorCode } from '../errors.js';
-import { onFrames, PROTOCOL_VERSION } from '../agent/framing.js';
+import type { MethodName, ParamsOf, ResultOf, Session } from '../api/contract.js';
+import { KeynodeError } from '../errors.js';
+import { onFrames } from '../ipc/framing.js';
+import { encodeRequest, parseReply } from '../ipc/protocol.js';
 import type { Password } from '../node/KeynodeNode.js';
 
 interface Pending {
@@ -13,8 +15,6 @@ interface Pending {
 
 /** Replies may carry a whole vault; bigger than any request frame, still bounded. */
 const MAX_REPLY_BYTES = 4 * AGENT_MAX_FRAME_BYTES;
-
-const errorCode = (code: unknown): ErrorCode => (typeof code === 'string' && Object.prototype.hasOwnProperty.call(EXIT_CODES, code) ? (code as ErrorCode) : 'ERR_INTERNAL');
 
 /**
  * Is this socket one our own agent made? It must be a socket owned by us, in a directory owned
@@ -77,20 +77,19 @@ export class AgentConnection {
   }
 
   private onFrame(frame: Buffer): void {
-    let response: { id?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown } };
+    let reply;
     try {
-      response = JSON.parse(frame.toString('utf8')) as typeof response;
-    } catch {
-      return this.fail(new KeynodeError('ERR_INTERNAL', 'the agent sent something that is not JSON'));
+      reply = parseReply(frame);
+    } catch (error) {
+      return this.fail(error as KeynodeError);
     }
-    const error = response.error ? new KeynodeError(errorCode(response.error.code), typeof response.error.message === 'string' ? response.error.message : 'agent error') : null;
     // An error for no request (busy, frame too large, timed out) is about the whole connection.
-    if (response.id === null && error) return this.fail(error);
-    const waiter = typeof response.id === 'number' ? this.pending.get(response.id) : undefined;
+    if (reply.id === null && 'error' in reply) return this.fail(reply.error);
+    const waiter = typeof reply.id === 'number' ? this.pending.get(reply.id) : undefined;
     if (!waiter) return;
-    this.pending.delete(response.id as number);
-    if (error) waiter.reject(error);
-    else waiter.resolve(response.result);
+    this.pending.delete(reply.id as number);
+    if ('error' in reply) waiter.reject(reply.error);
+    else waiter.resolve(reply.result);
   }
 
   private fail(error: KeynodeError): void {
@@ -100,7 +99,7 @@ export class AgentConnection {
     this.socket.destroy();
   }
 
-  private send(method: string, params: unknown, token: string | undefined, line: string): Promise<unknown> {
+  private send(method: MethodName, paramsJson: string, token: string | undefined): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -112,26 +111,26 @@ export class AgentConnection {
         },
         reject,
       });
-      this.socket.write(`{"v":${PROTOCOL_VERSION},"id":${id},${line}\n`);
+      this.socket.write(encodeRequest(id, method, paramsJson, token));
     });
   }
 
-  async request(method: string, params: unknown, token?: string): Promise<unknown> {
-    const line = `"method":${JSON.stringify(method)},${token === undefined ? '' : `"token":${JSON.stringify(token)},`}"params":${JSON.stringify(params)}}`;
+  /** One call of the owner API (api/contract.ts); the result is typed by the contract. */
+  async request<M extends MethodName>(method: M, params: ParamsOf<M>, token?: string): Promise<ResultOf<M>> {
     // The agent takes large frames only on a connection that has authenticated: do so first
     // (without a valid token this fails as the request itself would, and the caller signs in).
-    if (!this.authenticated && Buffer.byteLength(line) + 64 > AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES) {
-      const tokenField = token === undefined ? '' : `"token":${JSON.stringify(token)},`;
-      await this.send('node.status', {}, token, `"method":"node.status",${tokenField}"params":{}}`);
+    const paramsJson = JSON.stringify(params);
+    if (!this.authenticated && Buffer.byteLength(paramsJson) + 256 > AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES) {
+      await this.send('node.status', '{}', token);
     }
-    return this.send(method, params, token, line);
+    return (await this.send(method, paramsJson, token)) as ResultOf<M>;
   }
 
   /**
    * `session.unlock`: bytes as `passwordBase64` (exactly what argon2 gets), a string as
    * `password`. A Uint8Array is zeroed once sent.
    */
-  async unlock(password: Password): Promise<{ token: string; expiresAt: number }> {
+  async unlock(password: Password): Promise<Session> {
     let params: { password: string } | { passwordBase64: string };
     if (typeof password === 'string') {
       params = { password };
@@ -139,7 +138,7 @@ export class AgentConnection {
       params = { passwordBase64: Buffer.from(password.buffer, password.byteOffset, password.byteLength).toString('base64') };
       password.fill(0);
     }
-    return (await this.request('session.unlock', params)) as { token: string; expiresAt: number };
+    return this.request('session.unlock', params);
   }
 
   close(): void {

@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import { masterSecretToPhrase, newMasterSecret, phraseToMasterSecret } from '../crypto/recoveryPhrase.js';
 import type { Argon2idParams } from '../crypto/kdf.js';
+import { decodeRecord, object, string, type Infer } from '../codec.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
+import { nodeIdField, toNodeId, type NodeId } from '../ids.js';
 import { KDF_DEFAULT_ITERATIONS, KDF_DEFAULT_MEMORY_KIB, KDF_DEFAULT_PARALLELISM } from '../constants.js';
 import { keyFileExists, keyFileKdfParams, phraseMatchesKeyFile, unlockKeyFile, writeKeyFile, KEY_FILE } from '../keys/KeyFile.js';
 import { NodeKeys } from '../keys/NodeKeys.js';
@@ -22,21 +24,20 @@ export const DEFAULT_KDF: Argon2idParams = {
 /** A password as the user gave it; strings are encoded as UTF-8. */
 export type Password = string | Uint8Array;
 
-function passwordBytes(password: Password): Buffer {
+/** The password as bytes of our own (the caller zeroes them). */
+export function passwordBytes(password: Password): Buffer {
   if (typeof password === 'string' ? password.length === 0 : password.length === 0) {
     throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'the password must not be empty');
   }
   return typeof password === 'string' ? Buffer.from(password, 'utf8') : Buffer.from(password);
 }
 
-interface NodeInfo {
-  nodeId: string;
-  publicKey: string;
-  createdAt: string;
-}
+/** The node's identity record (stored encrypted in the node keyspace). */
+const nodeInfoRecord = object({ nodeId: nodeIdField, publicKey: string, createdAt: string });
+type NodeInfo = Infer<typeof nodeInfoRecord>;
 
 export interface NodeStatus {
-  nodeId: string;
+  nodeId: NodeId;
   /** Ed25519 public key, base64url. */
   publicKey: string;
   nodePath: string;
@@ -71,7 +72,7 @@ const NODE_FILES = new Set([KEY_FILE, STORE_FILE, LOCK_FILE, StoreMark.FILE]);
 function readNodeInfo(store: LogStore, keys: NodeKeys, nodePath: string): NodeInfo {
   const raw = store.get(new Keyspace(keys.nodeKeyspaceSecret), NODE_INFO_RECORD);
   if (!raw) throw new KeynodeError('ERR_INTEGRITY', `node ${nodePath} is missing its identity record`, { nodePath });
-  return JSON.parse(raw.toString('utf8')) as NodeInfo;
+  return decodeRecord(nodeInfoRecord, raw, 'the node identity record', { nodePath });
 }
 
 /**
@@ -93,7 +94,7 @@ export class KeynodeNode {
     this.vaults = new VaultManager(store, nodeKeyspace, { name: info.nodeId, email: `${info.nodeId}@keynode` });
   }
 
-  get nodeId(): string {
+  get nodeId(): NodeId {
     return this.info.nodeId;
   }
 
@@ -155,7 +156,7 @@ export class KeynodeNode {
       fs.rmSync(`${nodePath}/${STORE_FILE}`, { force: true });
       const keys = new NodeKeys(master);
       const info: NodeInfo = {
-        nodeId: await nodeIdFromPublicKey(keys.identity.publicKeyRaw),
+        nodeId: toNodeId(await nodeIdFromPublicKey(keys.identity.publicKeyRaw)),
         publicKey: keys.identity.publicKeyRaw.toString('base64url'),
         createdAt: new Date().toISOString(),
       };
@@ -184,7 +185,7 @@ export class KeynodeNode {
   /** Unlock and open the node at `nodePath`. */
   static async open(options: OpenNodeOptions): Promise<KeynodeNode> {
     const { nodePath } = options;
-    if (!keyFileExists(nodePath)) throw new KeynodeError('ERR_NODE_NOT_FOUND', `no keynode node at ${nodePath} (run "keynode init")`, { nodePath });
+    if (!keyFileExists(nodePath)) throw new KeynodeError('ERR_NODE_NOT_FOUND', `no keynode node at ${nodePath}`, { nodePath });
     const password = passwordBytes(options.password);
     let master: Buffer;
     try {
@@ -237,7 +238,7 @@ export class KeynodeNode {
    * the master secret every key derives from); otherwise a new, empty node with that identity
    * is created there.
    */
-  static async recover(options: CreateNodeOptions & { recoveryPhrase: string }): Promise<{ nodeId: string; existing: boolean }> {
+  static async recover(options: CreateNodeOptions & { recoveryPhrase: string }): Promise<{ nodeId: NodeId; existing: boolean }> {
     const master = phraseToMasterSecret(options.recoveryPhrase);
     if (!master) throw new KeynodeError('ERR_INVALID_PHRASE', 'the recovery phrase is not 24 valid words (check spelling and order)');
     try {
@@ -260,7 +261,7 @@ export class KeynodeNode {
         password.fill(0);
       }
       const keys = new NodeKeys(master);
-      const nodeId = await nodeIdFromPublicKey(keys.identity.publicKeyRaw);
+      const nodeId = toNodeId(await nodeIdFromPublicKey(keys.identity.publicKeyRaw));
       keys.wipe();
       return { nodeId, existing: true };
     } finally {
@@ -272,7 +273,7 @@ export class KeynodeNode {
    * The key file is gone but the store is there: open the store with the phrase's keys (the
    * phrase encodes the master secret every key derives from) and write only a new key file.
    */
-  private static async recoverStore(options: CreateNodeOptions, master: Buffer): Promise<{ nodeId: string; existing: boolean }> {
+  private static async recoverStore(options: CreateNodeOptions, master: Buffer): Promise<{ nodeId: NodeId; existing: boolean }> {
     const { nodePath } = options;
     const password = passwordBytes(options.password);
     const kdf = { ...DEFAULT_KDF, ...options.kdf };

@@ -1,10 +1,10 @@
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Agent } from '../../src/agent/Agent.js';
 import type { AgentLimits } from '../../src/agent/Connection.js';
 import { KeynodeNode } from '../../src/node/KeynodeNode.js';
-import { createTestNode, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
+import { createTestNode, lockPresent, tempDir, TEST_KDF, TEST_PASSWORD } from '../helpers/index.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -236,5 +236,64 @@ describe('session.unlock', () => {
     expect((await client.reply(1)).result).toMatchObject({ token: expect.any(String) });
     client.send(request(2, 'session.unlock', { passwordBase64: Buffer.from(TEST_PASSWORD).toString('base64') }));
     expect((await client.reply(2)).result).toMatchObject({ token: expect.any(String) });
+  });
+});
+
+describe('Agent lifecycle (services start and stop uniformly)', () => {
+  // Timers are counted with vitest's fake timers (every pending one, unref'd or not); I/O stays real.
+  const fakeTimers = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('starts and stops many times in one process, leaving no timer, socket or lock behind', async () => {
+    const { node, nodePath } = await createTestNode();
+    node.close();
+    fakeTimers();
+    for (let i = 0; i < 8; i++) {
+      const { agent, session } = await Agent.start({ nodePath, password: Buffer.from(TEST_PASSWORD), idleTimeoutMs: 60_000 });
+      expect(vi.getTimerCount()).toBe(2); // the connection sweep and the idle timer
+      const client = net.connect(agent.socket);
+      await new Promise((resolve) => client.once('connect', resolve));
+      client.write(JSON.stringify({ v: 1, id: 1, method: 'vaults.list', token: session.token, params: {} }) + '\n');
+      await new Promise((resolve) => client.once('data', resolve));
+      client.destroy();
+      await agent.stop();
+      expect(vi.getTimerCount()).toBe(0);
+      expect(agent.pendingWork).toEqual({ idleTimer: false, nodeRequests: 0, requests: 0 });
+      expect(agent.connectionCount).toBe(0);
+      expect(lockPresent(nodePath)).toBe(false);
+    }
+  });
+
+  it('stops the idle timer when it locks and starts it again on unlock', async () => {
+    const { node, nodePath } = await createTestNode();
+    node.close();
+    fakeTimers();
+    const { agent } = await Agent.start({ nodePath, password: Buffer.from(TEST_PASSWORD), idleTimeoutMs: 60_000 });
+    running.push(agent);
+    expect(vi.getTimerCount()).toBe(2);
+    for (let i = 0; i < 5; i++) {
+      await agent.lockNode('test');
+      expect(agent.locked).toBe(true);
+      expect(vi.getTimerCount()).toBe(1); // only the connection sweep: no idle timer left to fire on a locked node
+      await agent.unlock(Buffer.from(TEST_PASSWORD));
+      expect(vi.getTimerCount()).toBe(2);
+    }
+  });
+
+  it('locks on idle timeout through the same path: sessions revoked, keys dropped, timer stopped', async () => {
+    const { node, nodePath } = await createTestNode();
+    node.close();
+    const { agent, session } = await Agent.start({ nodePath, password: Buffer.from(TEST_PASSWORD), idleTimeoutMs: 50 });
+    running.push(agent);
+    for (let t = 0; !agent.locked && t < 200; t++) await sleep(10);
+    expect(agent.locked).toBe(true);
+    expect(agent.status().sessions).toBe(0);
+    expect(agent.pendingWork.idleTimer).toBe(false);
+    const client = await rawClient(agent);
+    client.send(JSON.stringify({ v: 1, id: 1, method: 'secrets.get', token: session.token, params: { vault: 'v', path: 'p' } }));
+    expect((await client.reply(1)).error?.code).toBe('ERR_AGENT_LOCKED');
+    client.socket.destroy();
   });
 });

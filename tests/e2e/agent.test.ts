@@ -428,7 +428,7 @@ describe('keynode agent (separate process, built binary)', () => {
     const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
     const value = Buffer.alloc(64 * 1024 * 1024 + 1).toString('base64');
     const replies = await exchange(socket, `{"v":1,"id":0,"method":"node.status","token":"${token}"}\n{"v":1,"id":1,"method":"secrets.set","token":"${token}","params":{"vault":"app","path":"big","value":"${value}"}}\n`, 2);
-    expect(replies.map((r) => JSON.parse(r)).find((r) => r.id === 1).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: `invalid request: params.value is too large: ${limit}` });
+    expect(replies.map((r) => JSON.parse(r)).find((r) => r.id === 1).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: `invalid request: params.value is too large: ${limit}`, data: { field: 'params.value' } });
   }, 120_000);
 
   it('writes an export where the caller means, never relative to the agent\'s directory', async () => {
@@ -437,7 +437,8 @@ describe('keynode agent (separate process, built binary)', () => {
     const { socket } = startAgent(cli);
     const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
     const [reply] = await exchange(socket, `{"v":1,"id":1,"method":"vaults.exportBundle","token":"${token}","params":{"name":"app","file":"rel/app.bundle"}}\n`, 1);
-    expect(JSON.parse(reply!).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: 'invalid request: params.file must be an absolute path' });
+    // Errors cross the socket whole: code, message and data.
+    expect(JSON.parse(reply!).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: 'invalid request: params.file must be an absolute path', data: { field: 'params.file' } });
     // The CLI resolves against its own working directory before sending.
     const workdir = path.join(cli.root, 'work');
     fs.mkdirSync(workdir);

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { EXIT_CODES, KeynodeError } from '../../errors.js';
+import { KeynodeError } from '../../errors.js';
+import { EXIT_CODES } from '../exitCodes.js';
 import type { KeynodeNode } from '../../node/KeynodeNode.js';
 import { globalOptions, lockWaitOf, nodePathOf, readPassword, withClient, type GlobalOptions } from '../context.js';
 import { emit, note } from '../output.js';

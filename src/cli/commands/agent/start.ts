@@ -72,7 +72,7 @@ async function runAgent(
 ): Promise<void> {
   const { Agent } = await import('../../../agent/Agent.js');
   const { writeSession } = await import('../../../client/sessionFile.js');
-  const { runtimeDir } = await import('../../../agent/paths.js');
+  const { runtimeDir } = await import('../../../ipc/paths.js');
   const nodePath = nodePathOf(global);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} keynode-agent ${line}\n`);
   let started;
@@ -108,7 +108,7 @@ async function runAgent(
 
 /** Start a detached agent, hand it the password on a pipe, return once it is serving. */
 async function startInBackground(global: GlobalOptions, options: StartOptions, password: Buffer): Promise<{ pid: number; nodeId: string | null; socket: string; log: string }> {
-  const { agentLogFile } = await import('../../../agent/paths.js');
+  const { agentLogFile } = await import('../../../ipc/paths.js');
   const logPath = agentLogFile(nodePathOf(global));
   const logFd = fs.openSync(logPath, 'a', 0o600);
   // Through sh for `ulimit -c 0`: the agent holds keys for hours and must never dump core.

@@ -3,9 +3,8 @@ import type { Socket } from 'node:net';
 /**
  * Frames on the agent socket: one JSON document per line (UTF-8, '\n'-terminated). Limits on
  * frame size are the reader's caller's (they differ by side and by authentication); see
- * constants.ts and docs/agent-security.md.
+ * constants.ts and docs/agent-security.md. What a frame holds: protocol.ts.
  */
-export const PROTOCOL_VERSION = 1;
 
 /**
  * Splits a byte stream into frames. Complete frames queue until taken, so a caller that stops

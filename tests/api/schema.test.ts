@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { API } from '../../src/agent/api.js';
-import { FILE_PARAMS } from '../../src/agent/fileParams.js';
-import { absolutePath, arrayOf, base64, boolean, count, object, optional, string, type Shape } from '../../src/agent/schema.js';
+import { METHODS } from '../../src/api/contract.js';
+import { FILE_PARAMS } from '../../src/api/fileParams.js';
+import { absolutePath, arrayOf, base64, boolean, count, object, optional, string, validateRequest } from '../../src/api/schema.js';
 import { SECRET_VALUE_MAX_BYTES } from '../../src/constants.js';
 import { isKeynodeError } from '../../src/errors.js';
 
@@ -9,7 +9,7 @@ const check = object({ vault: string, path: optional(string), n: optional(count)
 
 function codeOf(value: unknown): string | undefined {
   try {
-    check(value, 'params');
+    validateRequest(check, value, 'params');
     return undefined;
   } catch (error) {
     return isKeynodeError(error) ? error.code : 'not a KeynodeError';
@@ -45,21 +45,21 @@ describe('request schema', () => {
 
   it('does not take a required field from the prototype', () => {
     const shape = object({ constructor: string });
-    expect(() => shape({}, 'params')).toThrow(/params.constructor is required/);
+    expect(() => validateRequest(shape, {}, 'params')).toThrow(/params.constructor is required/);
   });
 
   it('says the value limit when a value is too large', () => {
     const justOver = Buffer.alloc(SECRET_VALUE_MAX_BYTES + 1).toString('base64');
-    expect(() => base64(justOver, 'params.value')).toThrow(`invalid request: params.value is too large: values are limited to ${SECRET_VALUE_MAX_BYTES / 1024 / 1024} MiB`);
-    expect(() => base64(Buffer.alloc(SECRET_VALUE_MAX_BYTES).toString('base64'), 'params.value')).not.toThrow(); // exactly the limit
-    expect(() => base64('A'.repeat(200 * 1024 * 1024), 'params.value')).toThrow('values are limited to'); // refused before it is scanned
+    expect(() => validateRequest(base64, justOver, 'params.value')).toThrow(`invalid request: params.value is too large: values are limited to ${SECRET_VALUE_MAX_BYTES / 1024 / 1024} MiB`);
+    expect(() => validateRequest(base64, Buffer.alloc(SECRET_VALUE_MAX_BYTES).toString('base64'), 'params.value')).not.toThrow(); // exactly the limit
+    expect(() => validateRequest(base64, 'A'.repeat(200 * 1024 * 1024), 'params.value')).toThrow('values are limited to'); // refused before it is scanned
   });
 
   it('takes only absolute file paths, and every such field is one the client resolves', () => {
-    expect(() => absolutePath('out/bundle', 'params.file')).toThrow('params.file must be an absolute path');
-    expect(() => absolutePath('/tmp/bundle', 'params.file')).not.toThrow();
-    const fileFields = Object.entries(API).flatMap(([name, method]) =>
-      Object.entries((method.params as unknown as { shape: Shape }).shape)
+    expect(() => validateRequest(absolutePath, 'out/bundle', 'params.file')).toThrow('params.file must be an absolute path');
+    expect(() => validateRequest(absolutePath, '/tmp/bundle', 'params.file')).not.toThrow();
+    const fileFields = Object.entries(METHODS).flatMap(([name, method]) =>
+      Object.entries('shape' in method.params ? (method.params.shape as Record<string, unknown>) : {})
         .filter(([, check]) => check === absolutePath)
         .map(([field]) => `${name}.${field}`),
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FrameReader } from '../../src/agent/framing.js';
+import { FrameReader } from '../../src/ipc/framing.js';
 
 describe('FrameReader', () => {
   it('splits a byte stream into frames, whatever the chunking, and counts the frame still arriving', () => {

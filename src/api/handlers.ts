@@ -1,0 +1,95 @@
+import type { KeynodeNode } from '../node/KeynodeNode.js';
+import { copyBetweenVaults } from '../vaults/transfer.js';
+import { normalizeSecretPath } from '../vaults/paths.js';
+import type { Vault } from '../vaults/Vault.js';
+import { METHODS, type OwnerMethod, type ParamsOf, type ResultOf } from './contract.js';
+import { validateRequest } from './schema.js';
+
+/**
+ * The owner API's handlers: each method of api/contract.ts that works on the node, over an
+ * open node. The agent serves them; the CLI without an agent calls them in process. One table,
+ * so both paths give the same results and the same errors. Binary values travel as base64.
+ */
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const bytes = (value: string) => Buffer.from(value, 'base64');
+
+async function vaultOf(node: KeynodeNode, name: string): Promise<Vault> {
+  return node.vaults.openVault(name);
+}
+
+/** All secrets under `path` (or the secret itself), with paths relative to it ('' for the secret itself). */
+async function collect(vault: Vault, path: string, version?: string): Promise<Array<{ path: string; value: string }>> {
+  const normalized = normalizeSecretPath(path, { allowRoot: true });
+  const entries = await vault.list(normalized, { version });
+  const out: Array<{ path: string; value: string }> = [];
+  for (const entry of entries) {
+    if (entry.type !== 'secret') continue;
+    const relative = entry.path === normalized ? '' : normalized === '' ? entry.path : entry.path.slice(normalized.length + 1);
+    out.push({ path: relative, value: b64(await vault.readSecret(entry.path, { version })) });
+  }
+  return out;
+}
+
+type Handlers = { [M in OwnerMethod]: (node: KeynodeNode, params: ParamsOf<M>) => Promise<ResultOf<M>> };
+
+export const HANDLERS: Handlers = {
+  'node.status': async (node) => node.status(),
+  'node.check': async (node) => node.check(),
+
+  'vaults.list': async (node, p) => ({ vaults: node.vaults.listVaults({ tag: p.tag }) }),
+  'vaults.create': async (node, p) => ({ name: p.name, commit: (await node.vaults.createVault(p.name)).headCommit }),
+  'vaults.rename': async (node, p) => {
+    await node.vaults.renameVault(p.name, p.newName);
+    return { name: p.newName, previousName: p.name };
+  },
+  'vaults.delete': async (node, p) => {
+    const { purged } = await node.vaults.deleteVault(p.name);
+    return { name: p.name, deleted: true, purged };
+  },
+  'vaults.tag': async (node, p) => node.vaults.tagVault(p.name, p.tag),
+  'vaults.untag': async (node, p) => node.vaults.untagVault(p.name, p.tag),
+  'vaults.log': async (node, p) => ({ vault: p.name, commits: await (await vaultOf(node, p.name)).log({ path: p.path, limit: p.limit }) }),
+  'vaults.diff': async (node, p) => {
+    const changes = await (await vaultOf(node, p.name)).diff(p.from, p.to, { values: p.values });
+    return {
+      changes: changes.map((c) => ({
+        path: c.path,
+        status: c.status,
+        ...(p.values ? { before: c.before ? b64(c.before) : null, after: c.after ? b64(c.after) : null } : {}),
+      })),
+    };
+  },
+  'vaults.revert': async (node, p) => (await vaultOf(node, p.name)).revert(p.commit, { message: p.message }),
+  'vaults.exportBundle': async (node, p) => (await vaultOf(node, p.name)).exportBundle(p.file),
+  'vaults.import': async (node, p) =>
+    (await vaultOf(node, p.name)).writeSecrets(
+      p.entries.map((e) => ({ path: e.path, value: bytes(e.value) })),
+      { message: p.message },
+    ),
+
+  'secrets.get': async (node, p) => ({ value: b64(await (await vaultOf(node, p.vault)).readSecret(p.path, { version: p.version })) }),
+  'secrets.collect': async (node, p) => ({
+    items: await Promise.all(p.items.map(async (item) => ({ ...item, entries: await collect(await vaultOf(node, item.vault), item.path, item.version) }))),
+  }),
+  'secrets.set': async (node, p) => (await vaultOf(node, p.vault)).writeSecret(p.path, bytes(p.value), { message: p.message }),
+  'secrets.ls': async (node, p) => ({ entries: await (await vaultOf(node, p.vault)).list(p.path, { version: p.version }) }),
+  'secrets.rm': async (node, p) => (await vaultOf(node, p.vault)).remove(p.path, { recursive: p.recursive, message: p.message }),
+  'secrets.mkdir': async (node, p) => (await vaultOf(node, p.vault)).makeDir(p.path, { message: p.message }),
+  'secrets.stat': async (node, p) => (await vaultOf(node, p.vault)).stat(p.path),
+  'secrets.transfer': async (node, p) => {
+    const source = await vaultOf(node, p.from.vault);
+    if (p.from.vault === p.to.vault) {
+      const options = { overwrite: p.overwrite, message: p.message };
+      return p.kind === 'move' ? source.move(p.from.path, p.to.path, options) : source.copy(p.from.path, p.to.path, options);
+    }
+    const done = await copyBetweenVaults(source, p.from.path, await vaultOf(node, p.to.vault), p.to.path, { overwrite: p.overwrite, move: p.kind === 'move' });
+    return done.target;
+  },
+};
+
+/** Validate params against the method's schema, then run it on an open node. */
+export async function dispatch<M extends OwnerMethod>(node: KeynodeNode, name: M, params: unknown): Promise<ResultOf<M>> {
+  const checked = validateRequest(METHODS[name].params, params ?? {}, 'params') as ParamsOf<M>;
+  const handler = HANDLERS[name] as (node: KeynodeNode, params: ParamsOf<M>) => Promise<ResultOf<M>>;
+  return handler(node, checked);
+}

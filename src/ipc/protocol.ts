@@ -1,0 +1,52 @@
+import { KeynodeError, type KeynodeErrorJSON } from '../errors.js';
+
+/**
+ * What the frames on the agent socket hold (docs/api.md): a request
+ * `{ v, id, method, token?, params }` and its reply `{ v, id, result }` or `{ v, id, error }`.
+ * An error not tied to one request (busy, frame too large, timed out) has `id: null` and is
+ * about the whole connection. Shared by the agent and every client (the native one too, which
+ * must stay byte-compatible: field order below is the order on the wire).
+ */
+export const PROTOCOL_VERSION = 1;
+
+export type RequestId = string | number;
+
+export type Reply = { v: number; id: RequestId | null } & ({ result: unknown } | { error: KeynodeErrorJSON });
+
+export function resultReply(id: RequestId | null, result: unknown): Reply {
+  return { v: PROTOCOL_VERSION, id, result };
+}
+
+export function errorReply(id: RequestId | null, error: KeynodeError): Reply {
+  return { v: PROTOCOL_VERSION, id, error: error.toJSON() };
+}
+
+/**
+ * The request line, with the token (when given) before the params, as clients always sent it.
+ * Params come serialised: a caller that measures the frame first serialises a large value once.
+ */
+export function encodeRequest(id: number, method: string, paramsJson: string, token: string | undefined): string {
+  const tokenField = token === undefined ? '' : `"token":${JSON.stringify(token)},`;
+  return `{"v":${PROTOCOL_VERSION},"id":${id},"method":${JSON.stringify(method)},${tokenField}"params":${paramsJson}}\n`;
+}
+
+export type ParsedReply = { id: RequestId | null; result: unknown } | { id: RequestId | null; error: KeynodeError };
+
+/**
+ * A reply frame as the client reads it. Whatever the bytes, the outcome is a reply or a
+ * KeynodeError: not JSON or not an object is ERR_INTERNAL, an unknown error code becomes
+ * ERR_INTERNAL (KeynodeError.fromJSON), never a crash.
+ */
+export function parseReply(frame: Buffer): ParsedReply {
+  let value: unknown;
+  try {
+    value = JSON.parse(frame.toString('utf8'));
+  } catch {
+    throw new KeynodeError('ERR_INTERNAL', 'the agent sent something that is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KeynodeError('ERR_INTERNAL', 'the agent sent a reply that is not an object');
+  const reply = value as Record<string, unknown>;
+  const id = typeof reply.id === 'number' || typeof reply.id === 'string' ? reply.id : null;
+  if (reply.error !== undefined) return { id, error: KeynodeError.fromJSON(reply.error) };
+  return { id, result: reply.result };
+}
