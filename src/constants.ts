@@ -68,10 +68,18 @@ export const TREE_DELTA_MIN_CHAIN = 32;
  * A chain's deltas may add up to at most this share of the whole tree's bytes: past it a new
  * snapshot is cheaper to read back (bulk imports get snapshots, single edits get deltas).
  */
-export const TREE_DELTA_MAX_CHAIN_SHARE = 0.25;
+export const TREE_DELTA_MAX_CHAIN_SHARE = 0.125;
 
 /** One secret's value; larger values are refused before they are read whole (CLI) or decoded (agent). */
 export const SECRET_VALUE_MAX_BYTES = 64 * 1_024 * 1_024;
+
+/**
+ * Values larger than this are kept as a large blob (src/vaults/largeBlobs.ts): chunk records
+ * sealed in a stream (docs/chunked-values.md) plus a manifest, read and written in pieces.
+ */
+export const LARGE_BLOB_THRESHOLD_BYTES = 4 * 1_024 * 1_024;
+/** A large blob's chunks are written in batches of about this many bytes (one fsync each). */
+export const LARGE_BLOB_BATCH_BYTES = 8 * 1_024 * 1_024;
 
 /**
  * The agent's socket: limits that bound its memory whatever its clients send (docs/agent-security.md).
@@ -86,6 +94,16 @@ export const AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES = 64 * 1_024;
 export const AGENT_MAX_INFLIGHT_PER_CONNECTION = 4;
 /** Request bytes held (buffered or running) plus reply bytes not yet sent, over all connections. */
 export const AGENT_MAX_PENDING_BYTES = 256 * 1_024 * 1_024;
+/**
+ * A streamed reply (secrets.ls, vaults.log; docs/api.md) goes in frames of at most this many
+ * items or about this many bytes (one item may exceed it), or sooner when items come slowly,
+ * so what the agent holds for a stream is one frame plus the socket's buffer.
+ */
+export const STREAM_FRAME_MAX_ITEMS = 1_000;
+export const STREAM_FRAME_MAX_BYTES = 64 * 1_024;
+export const STREAM_FRAME_FLUSH_MS = 10;
+/** Stream frames a client holds before it stops reading its socket (the agent then waits). */
+export const CLIENT_STREAM_MAX_QUEUED_FRAMES = 8;
 /** A started frame must be complete within this (slow or stuck clients are dropped). */
 export const AGENT_FRAME_TIMEOUT_MS = 15_000;
 /** Replies not taken by the client for this long drop the connection. */

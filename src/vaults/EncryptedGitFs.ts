@@ -1,17 +1,14 @@
 import { deflateSync } from 'node:zlib';
 import { KeynodeError } from '../errors.js';
-import type { BatchOp, LogStore } from '../storage/LogStore.js';
+import type { LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
+import { readWrappedObject } from './objectRecords.js';
 
 /**
- * The file system isomorphic-git sees for one vault. Only loose objects exist:
- * `GITDIR/objects/ab/cdef…` maps to the record "obj/abcdef…" in the vault's keyspace, so object
- * ids and contents reach disk only as HMAC ids and ciphertext. Records hold the wrapped object
- * ("type size\0content", not deflated); isomorphic-git reads loose objects deflated, so
- * readFile deflates on demand (tree and commit parses, pack export: none on the hot path).
- * Writes are buffered in
- * `pending` until the vault commits them, with its head update, as one store batch.
- * Refs are not files here: the vault keeps its head in its own record.
+ * The read-only file system isomorphic-git sees when it packs a vault for bundle export, the
+ * only thing it still does for us. Only loose objects exist: `GITDIR/objects/ab/cdef…` is the
+ * object "abcdef…" of the vault's keyspace. isomorphic-git reads loose objects deflated, so
+ * readFile deflates on demand (export only: history and secrets are read by ObjectStore).
  */
 export const GITDIR = '/vault.git';
 const OBJECTS_PREFIX = `${GITDIR}/objects/`;
@@ -26,67 +23,42 @@ function notFound(path: string): NodeJS.ErrnoException {
   return error;
 }
 
-function objectName(path: unknown): string | null {
+function objectId(path: unknown): string | null {
   if (typeof path !== 'string' || !path.startsWith(OBJECTS_PREFIX)) return null;
   const rest = path.slice(OBJECTS_PREFIX.length);
   if (rest.length !== 41 || rest[2] !== '/') return null;
-  return `obj/${rest.slice(0, 2)}${rest.slice(3)}`;
+  return `${rest.slice(0, 2)}${rest.slice(3)}`;
 }
 
 const FILE_STAT = { isFile: () => true, isDirectory: () => false, isSymbolicLink: () => false, size: 0, mode: 0o100644 };
 const DIR_STAT = { isFile: () => false, isDirectory: () => true, isSymbolicLink: () => false, size: 0, mode: 0o040000 };
 
 export class EncryptedGitFs {
-  private pending = new Map<string, Uint8Array>();
-
   constructor(
     private readonly store: LogStore,
     private readonly keyspace: Keyspace,
   ) {}
 
-  /** Wrapped object bytes, from the pending batch or the store. */
-  readObject(name: string): Uint8Array | undefined {
-    return this.pending.get(name) ?? this.store.get(this.keyspace, name);
+  private wrapped(path: unknown): Buffer | undefined {
+    const oid = objectId(path);
+    return oid === null ? undefined : readWrappedObject((name) => this.store.get(this.keyspace, name), oid);
   }
 
-  hasObject(name: string): boolean {
-    return this.pending.has(name) || this.store.has(this.keyspace, name);
-  }
-
-  /** Buffer a wrapped object for the next batch; objects already stored are skipped. */
-  putObject(oid: string, wrapped: Uint8Array): void {
-    const name = `obj/${oid}`;
-    if (!this.hasObject(name)) this.pending.set(name, wrapped);
-  }
-
-  /** Hand the buffered object writes to the caller's batch and start a new buffer. */
-  takePending(): BatchOp[] {
-    const ops: BatchOp[] = [];
-    for (const [name, value] of this.pending) ops.push({ keyspace: this.keyspace, name, value });
-    this.pending = new Map();
-    return ops;
-  }
-
-  discardPending(): void {
-    this.pending = new Map();
-  }
+  private readonly refuse = async (path?: unknown): Promise<never> => {
+    throw new KeynodeError('ERR_INTERNAL', `git tried to change ${String(path)} while exporting a vault`);
+  };
 
   /** The promise-style fs interface isomorphic-git expects (enumerable `promises`). */
   readonly promises = {
     readFile: async (path?: string, options?: { encoding?: string } | string): Promise<Uint8Array | string> => {
-      const name = objectName(path);
-      const bytes = name === null ? undefined : this.readObject(name);
+      const bytes = this.wrapped(path);
       if (bytes === undefined) throw notFound(String(path));
       const encoding = typeof options === 'string' ? options : options?.encoding;
       const deflated = deflateSync(bytes, { level: 1 });
       return encoding === 'utf8' ? deflated.toString('utf8') : deflated;
     },
-    writeFile: async (path: string): Promise<void> => {
-      throw new KeynodeError('ERR_INTERNAL', `git tried to write ${String(path)}: vault objects are written by Vault only`);
-    },
     stat: async (path: string) => {
-      const name = objectName(path);
-      if (name !== null && this.hasObject(name)) return FILE_STAT;
+      if (this.wrapped(path) !== undefined) return FILE_STAT;
       if (path === GITDIR || path === `${GITDIR}/objects`) return DIR_STAT;
       throw notFound(path);
     },
@@ -94,17 +66,14 @@ export class EncryptedGitFs {
     readdir: async (path: string): Promise<string[]> => {
       throw notFound(path);
     },
-    mkdir: async (): Promise<void> => {},
-    rmdir: async (): Promise<void> => {},
-    unlink: async (path: string): Promise<void> => {
-      throw notFound(path);
-    },
     readlink: async (path: string): Promise<string> => {
       throw notFound(path);
     },
-    symlink: async (): Promise<void> => {
-      throw new KeynodeError('ERR_INTERNAL', 'symlinks are not supported in a vault');
-    },
-    chmod: async (): Promise<void> => {},
+    writeFile: this.refuse,
+    mkdir: this.refuse,
+    rmdir: this.refuse,
+    unlink: this.refuse,
+    symlink: this.refuse,
+    chmod: this.refuse,
   };
 }

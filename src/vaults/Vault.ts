@@ -1,14 +1,18 @@
 import { createHash } from 'node:crypto';
 import git from 'isomorphic-git';
 import { KeynodeError, isKeynodeError } from '../errors.js';
-import { COMMIT_PREFIX_MIN_CHARS } from '../constants.js';
-import type { LogStore } from '../storage/LogStore.js';
+import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
 import { writeFileAtomic } from '../storage/files.js';
 import { EncryptedGitFs, GITDIR } from './EncryptedGitFs.js';
-import { encodeBlob, encodeCommit, encodeTree, parseTreeContent } from './gitObjects.js';
+import { encodeBlob } from './gitObjects.js';
+import { objectRecordName } from './objectRecords.js';
+import { History, changedPaths, type DiffEntry, type LogCommit } from './history.js';
+import { HistoryIndex, INDEX_META_RECORD, IndexInconsistent, WIDE_CHANGE_PATHS, commitIndexRecordNames, commitRecordName, indexError } from './historyIndex.js';
+import { ObjectStore } from './objects.js';
 import { baseName, joinPath, normalizeSecretPath } from './paths.js';
-import { BLOB_MODE, TREE_MODE, TreeCache, TreeDraft, walkTree, type Tree, type TreeEntry } from './trees.js';
+import { BLOB_MODE, CompactTree, TreeCache, TreeDraft, walkTreeEntries, type DirectoryEdit, type LoadedTree, type TreeEntry, type WrittenTree } from './trees.js';
+import { loadStoredTree, writeStoredTree } from './treeStore.js';
 
 export interface Author {
   name: string;
@@ -44,12 +48,7 @@ export interface SecretStat {
   modified: CommitInfo | null;
 }
 
-export interface DiffEntry {
-  path: string;
-  status: 'added' | 'removed' | 'modified';
-  before?: Buffer;
-  after?: Buffer;
-}
+export type { DiffEntry } from './history.js';
 
 export type Edit = { path: string; value: Uint8Array } | { path: string; delete: true } | { path: string; entry: TreeEntry } | { path: string; mkdir: true };
 
@@ -57,13 +56,13 @@ export type Edit = { path: string; value: Uint8Array } | { path: string; delete:
 export const HEAD_RECORD = 'head';
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 
-function commitInfo(oid: string, commit: git.CommitObject): CommitInfo {
+function commitInfo(oid: string, commit: LogCommit): CommitInfo {
   return {
     commit: oid,
     message: commit.message.replace(/\n$/, ''),
     author: commit.author.name,
     time: new Date(commit.author.timestamp * 1000).toISOString(),
-    parents: commit.parent,
+    parents: commit.parents,
   };
 }
 
@@ -75,9 +74,12 @@ function commitInfo(oid: string, commit: git.CommitObject): CommitInfo {
  * per vault; reads never see a change before it is durable.
  */
 export class Vault {
-  private readonly gitFs: EncryptedGitFs;
+  private readonly objects: ObjectStore;
+  private readonly index: HistoryIndex;
+  private readonly history: History;
   private readonly trees: TreeCache;
-  private readonly commits = new Map<string, git.CommitObject>();
+  /** The commit the stored history index is complete for (null until read). */
+  private indexedHead: string | null = null;
   private head: string;
   private rootTree: string;
   private queue: Promise<unknown> = Promise.resolve();
@@ -89,8 +91,10 @@ export class Vault {
     private readonly author: Author,
     head: { commit: string; tree: string },
   ) {
-    this.gitFs = new EncryptedGitFs(store, keyspace);
+    this.objects = new ObjectStore(store, keyspace, () => this.vaultName);
     this.trees = new TreeCache((oid) => this.loadTree(oid));
+    this.index = new HistoryIndex(store, keyspace, this.objects);
+    this.history = new History(this.objects, this.index, this.trees, () => this.vaultName);
     this.head = head.commit;
     this.rootTree = head.tree;
   }
@@ -100,16 +104,19 @@ export class Vault {
     const head = store.get(keyspace, HEAD_RECORD)?.toString('ascii');
     if (!head) throw new KeynodeError('ERR_INTEGRITY', `vault "${name}" has no head record`, { vault: name });
     const vault = new Vault(name, store, keyspace, author, { commit: head, tree: EMPTY_TREE });
-    vault.rootTree = (await vault.readCommit(head)).tree;
+    vault.rootTree = vault.objects.readCommit(head).tree;
     return vault;
   }
 
   /** Build a new vault's first commit; the caller writes the returned ops in its own batch. */
   static async initialize(name: string, store: LogStore, keyspace: Keyspace, author: Author, message: string) {
     const vault = new Vault(name, store, keyspace, author, { commit: '', tree: EMPTY_TREE });
-    const tree = vault.writeTreeObject(new Map());
+    const tree = vault.writeTreeObject({ baseOid: null, base: CompactTree.EMPTY, changes: new Map() }).oid;
     const commit = vault.writeCommitObject(tree, [], message);
-    const ops = [...vault.gitFs.takePending(), { keyspace, name: HEAD_RECORD, value: Buffer.from(commit, 'ascii') }];
+    vault.index.addCommit(commit, { parents: [], time: vault.objects.readCommit(commit).committer.timestamp }, []);
+    vault.index.setIndexedHead(commit);
+    const ops = [...vault.objects.takePending(), ...vault.index.takePending(), { keyspace, name: HEAD_RECORD, value: Buffer.from(commit, 'ascii') }];
+    vault.indexedHead = commit;
     vault.head = commit;
     vault.rootTree = tree;
     return { vault, ops };
@@ -140,47 +147,33 @@ export class Vault {
     });
   }
 
-  /** Raw object bytes; a missing object that a tree or commit refers to is damage. */
+  /** Raw object bytes, SHA-1 verified; a missing object that a tree or commit refers to is damage. */
   private readRawObject(oid: string): { type: string; content: Buffer } {
-    const stored = this.gitFs.readObject(`obj/${oid}`);
-    if (!stored) throw new KeynodeError('ERR_INTEGRITY', `object missing from vault "${this.vaultName}"`);
-    const wrapped = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
-    if (createHash('sha1').update(wrapped).digest('hex') !== oid) {
-      throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
-    }
-    const space = wrapped.indexOf(0x20);
-    const nul = wrapped.indexOf(0);
-    return { type: wrapped.subarray(0, space).toString('ascii'), content: wrapped.subarray(nul + 1) };
+    return this.objects.readObject(oid);
   }
 
-  private async loadTree(oid: string): Promise<Tree> {
-    if (oid === EMPTY_TREE) return new Map();
-    const { type, content } = this.readRawObject(oid); // SHA-1 verified
-    const tree = type === 'tree' ? parseTreeContent(content) : null;
-    if (!tree) throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
-    return tree;
+  /** Counters of work done (objects and index records read), for tests and benchmarks. */
+  get workCounters(): { objectReads: number; indexRecordReads: number } {
+    return { objectReads: this.objects.counters.objectReads, indexRecordReads: this.index.counters.recordReads };
   }
 
-  private async readCommit(oid: string): Promise<git.CommitObject> {
-    const cached = this.commits.get(oid);
-    if (cached) return cached;
-    this.readRawObject(oid);
-    const { commit } = await git.readCommit({ fs: this.gitFs, gitdir: GITDIR, oid });
-    if (this.commits.size > 10_000) this.commits.clear();
-    this.commits.set(oid, commit);
-    return commit;
+  /** A tree's record, as stored (a delta or the whole tree); staged records are already whole. */
+  private readTreeRecord = (oid: string): Uint8Array | undefined => this.store.get(this.keyspace, objectRecordName(oid)) ?? this.objects.readWrapped(oid);
+
+  /** A tree from its record (SHA-1 verified, delta chains rebuilt from the nearest cached tree). */
+  private async loadTree(oid: string): Promise<LoadedTree> {
+    if (oid === EMPTY_TREE) return { tree: CompactTree.EMPTY };
+    return loadStoredTree({ oid, readRecord: this.readTreeRecord, cached: (id) => this.trees.peek(id) });
   }
 
   private readBlob(oid: string): Buffer {
-    const { type, content } = this.readRawObject(oid);
-    if (type !== 'blob') throw new KeynodeError('ERR_INTEGRITY', `object damaged in vault "${this.vaultName}"`);
-    return content;
+    return this.objects.readBlob(oid);
   }
 
   /** The root tree of a version ('HEAD' when omitted). */
   private async treeOf(version?: string): Promise<string> {
     if (version === undefined) return this.rootTree;
-    return (await this.readCommit(await this.resolveCommit(version))).tree;
+    return this.objects.readCommit(await this.resolveCommit(version)).tree;
   }
 
   private async entryAt(path: string, version?: string): Promise<TreeEntry | null> {
@@ -217,19 +210,31 @@ export class Vault {
 
   /** Secrets and directories under `dir` ('' is the whole vault), recursively unless told otherwise. */
   async list(dir = '', options: { version?: string; recursive?: boolean } = {}): Promise<SecretEntry[]> {
+    const result: SecretEntry[] = [];
+    for await (const entry of this.listEntries(dir, options)) result.push(entry);
+    return result;
+  }
+
+  /**
+   * `list` as a generator, in the same order: depth first, by name. It holds the trees on the
+   * path being walked, never the listing, so a listing of any size streams; the caller may stop.
+   * The version is resolved once: a write meanwhile does not change what is listed.
+   */
+  async *listEntries(dir = '', options: { version?: string; recursive?: boolean } = {}): AsyncGenerator<SecretEntry, void, undefined> {
     const normalized = normalizeSecretPath(dir, { allowRoot: true });
     try {
       const entry = await this.entryAt(normalized, options.version);
       if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret or directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
-      if (entry.type === 'blob') return [{ path: normalized, type: 'secret' }];
-      const result: SecretEntry[] = [];
+      if (entry.type === 'blob') {
+        yield { path: normalized, type: 'secret' };
+        return;
+      }
       if (options.recursive === false) {
         const tree = await this.trees.get(entry.oid);
-        for (const name of [...tree.keys()].sort()) result.push({ path: joinPath(normalized, name), type: tree.get(name)!.type === 'tree' ? 'dir' : 'secret' });
-        return result;
+        for (const name of [...tree.keys()].sort()) yield { path: joinPath(normalized, name), type: tree.get(name)!.type === 'tree' ? 'dir' : 'secret' };
+        return;
       }
-      await walkTree(this.trees, entry.oid, normalized, (path, child) => result.push({ path, type: child.type === 'tree' ? 'dir' : 'secret' }));
-      return result;
+      for await (const { path, entry: child } of walkTreeEntries(this.trees, entry.oid, normalized)) yield { path, type: child.type === 'tree' ? 'dir' : 'secret' };
     } catch (error) {
       throw this.integrity(error, normalized);
     }
@@ -250,80 +255,98 @@ export class Vault {
 
   // --- history -------------------------------------------------------------------------
 
-  /** Commits newest first, optionally only those that changed `path`. */
-  async log(options: { path?: string; limit?: number } = {}): Promise<CommitInfo[]> {
-    const path = options.path === undefined ? undefined : normalizeSecretPath(options.path, { allowRoot: true });
-    const limit = options.limit ?? Infinity;
-    const result: CommitInfo[] = [];
+  /**
+   * Run a history query with the index complete for HEAD: built on first use for a vault
+   * that has none (or an older one), and rebuilt from the objects if the query finds it
+   * disagreeing with them.
+   */
+  private async withHistory<T>(query: (head: string) => Promise<T>): Promise<T> {
     try {
-      let oid: string | undefined = this.head;
-      while (oid && result.length < limit) {
-        const commit = await this.readCommit(oid);
-        const parent = commit.parent[0];
-        let include = true;
-        if (path !== undefined && path !== '') {
-          const here = await this.trees.lookup(commit.tree, path);
-          const before = parent ? await this.trees.lookup((await this.readCommit(parent)).tree, path) : null;
-          include = (here?.oid ?? null) !== (before?.oid ?? null);
-        }
-        if (include) result.push(commitInfo(oid, commit));
-        oid = parent;
+      if (this.indexedHead === null) this.indexedHead = this.index.indexedHead();
+      if (this.indexedHead !== this.head) await this.exclusive(() => this.buildIndex(false));
+      try {
+        return await query(this.head);
+      } catch (error) {
+        if (!(error instanceof IndexInconsistent)) throw error;
       }
-      return result;
+      await this.exclusive(() => this.buildIndex(true));
+      try {
+        return await query(this.head);
+      } catch (error) {
+        if (error instanceof IndexInconsistent) throw indexError(this.vaultName);
+        throw error;
+      }
     } catch (error) {
       throw this.integrity(error);
     }
   }
 
-  /** Resolve HEAD, HEAD~N, a full commit id or an unambiguous prefix of at least 4 hex digits. */
-  async resolveCommit(ref: string): Promise<string> {
-    const notFound = () => new KeynodeError('ERR_COMMIT_NOT_FOUND', `no commit "${ref}" in vault "${this.vaultName}"`, { vault: this.vaultName, ref });
-    const back = /^HEAD(?:~(\d+))?$/.exec(ref);
-    if (back) {
-      let oid = this.head;
-      for (let steps = Number(back[1] ?? 0); steps > 0; steps--) {
-        const parent = (await this.readCommit(oid)).parent[0];
-        if (!parent) throw notFound();
-        oid = parent;
-      }
-      return oid;
+  /** Index the commits the index lacks (all of them when `rebuild`), in batches of their own. */
+  private async buildIndex(rebuild: boolean): Promise<void> {
+    const indexed = rebuild ? null : this.index.indexedHead();
+    if (indexed === this.head) {
+      this.indexedHead = indexed;
+      return;
     }
-    const prefix = ref.toLowerCase();
-    if (!/^[0-9a-f]+$/.test(prefix) || prefix.length < COMMIT_PREFIX_MIN_CHARS || prefix.length > 40) throw notFound();
-    const matches: string[] = [];
-    for (let oid: string | undefined = this.head; oid; oid = (await this.readCommit(oid)).parent[0]) {
-      if (oid.startsWith(prefix)) matches.push(oid);
-      if (prefix.length === 40 && matches.length) break;
+    // Without a valid index head, records found may be from an interrupted build: redo all.
+    const full = rebuild || indexed === null || this.index.record(indexed) === null;
+    try {
+      await this.history.indexFrom(this.head, { rebuild: full, flush: (ops) => this.store.write(ops) });
+    } catch (error) {
+      this.index.discardPending();
+      throw error;
     }
-    if (matches.length === 0) throw notFound();
-    if (matches.length > 1) throw new KeynodeError('ERR_INVALID_ARGUMENT', `commit prefix "${ref}" is ambiguous`, { ref });
-    return matches[0]!;
+    this.indexedHead = this.head;
   }
 
-  /** What changed between two versions; secret values only when asked for. */
-  async diff(from: string, to: string, options: { values?: boolean } = {}): Promise<DiffEntry[]> {
-    const result: DiffEntry[] = [];
-    const addAll = async (entry: TreeEntry, path: string, status: 'added' | 'removed') => {
-      if (entry.type === 'blob') result.push({ path, status });
-      else await walkTree(this.trees, entry.oid, path, (child, e) => e.type === 'blob' && result.push({ path: child, status }));
-    };
-    const compare = async (a: TreeEntry | null, b: TreeEntry | null, path: string): Promise<void> => {
-      if (a?.oid === b?.oid && a?.type === b?.type) return;
-      if (a && b && a.type === 'tree' && b.type === 'tree') {
-        const [left, right] = [await this.trees.get(a.oid), await this.trees.get(b.oid)];
-        for (const name of [...new Set([...left.keys(), ...right.keys()])].sort()) {
-          await compare(left.get(name) ?? null, right.get(name) ?? null, joinPath(path, name));
+  /** Commits newest first (commit time, then generation), each once, through all parents; optionally only those that changed `path`. */
+  async log(options: { path?: string; limit?: number } = {}): Promise<CommitInfo[]> {
+    const path = options.path === undefined ? undefined : normalizeSecretPath(options.path, { allowRoot: true });
+    return this.withHistory(async (head) => (await this.history.walk(head, { path, limit: options.limit })).map(({ oid, commit }) => commitInfo(oid, commit)));
+  }
+
+  /**
+   * `log` as a generator (streamed to its reader; the caller may stop): the commits of HEAD as
+   * it is when the walk starts. An index found inconsistent is rebuilt once and the walk goes on
+   * past the commits already given.
+   */
+  async *logEntries(options: { path?: string; limit?: number } = {}): AsyncGenerator<CommitInfo, void, undefined> {
+    const path = options.path === undefined ? undefined : normalizeSecretPath(options.path, { allowRoot: true });
+    const head = await this.withHistory(async (current) => current);
+    let given = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        let skip = given;
+        for await (const { oid, commit } of this.history.commits(head, { path, limit: options.limit })) {
+          if (skip > 0) {
+            skip--;
+            continue;
+          }
+          given++;
+          yield commitInfo(oid, commit);
         }
         return;
+      } catch (error) {
+        if (!(error instanceof IndexInconsistent)) throw this.integrity(error);
+        if (attempt > 0) throw indexError(this.vaultName);
+        await this.exclusive(() => this.buildIndex(true));
       }
-      if (a && b && a.type === 'blob' && b.type === 'blob') return void result.push({ path, status: 'modified' });
-      if (a) await addAll(a, path, 'removed');
-      if (b) await addAll(b, path, 'added');
-    };
+    }
+  }
+
+  /**
+   * Resolve HEAD, a full commit id or an unambiguous prefix of at least 4 hex digits, with
+   * optional suffixes ~N (N first parents back) and ^N (the N-th parent).
+   */
+  async resolveCommit(ref: string): Promise<string> {
+    return this.withHistory(async (head) => this.history.resolve(ref, head));
+  }
+
+  /** What changed between two versions; secret values only when asked for. Costs the changed paths. */
+  async diff(from: string, to: string, options: { values?: boolean } = {}): Promise<DiffEntry[]> {
     try {
       const [fromTree, toTree] = [await this.treeOf(from), await this.treeOf(to)];
-      await compare({ mode: TREE_MODE, type: 'tree', oid: fromTree }, { mode: TREE_MODE, type: 'tree', oid: toTree }, '');
-      result.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+      const result = await this.history.diffTrees(fromTree, toTree);
       if (options.values) {
         for (const entry of result) {
           if (entry.status !== 'added') entry.before = this.readBlob((await this.trees.lookup(fromTree, entry.path))!.oid);
@@ -345,18 +368,34 @@ export class Vault {
   }
 
   private writeCommitObject(tree: string, parents: string[], message: string): string {
-    const encoded = encodeCommit({ tree, parents, author: { ...this.author, timestamp: Math.floor(Date.now() / 1000) }, message });
-    this.gitFs.putObject(encoded.oid, encoded.wrapped);
-    return encoded.oid;
+    return this.objects.writeCommit({ tree, parents, author: { ...this.author, timestamp: Math.floor(Date.now() / 1000) }, message });
   }
 
-  /** Make one commit from a root tree produced by `build`, and land it durably with the new head. */
-  private commitTree(message: string, build: () => Promise<string>): Promise<WriteResult> {
+  /**
+   * Stage the history index records for a new commit on top of HEAD: what the paths in
+   * `touched` (and under them) changed decides its path records. The index must be current.
+   */
+  private async stageIndexFor(commit: string, tree: string, touched: readonly string[]): Promise<BatchOp[]> {
+    const parent = this.index.requireRecord(this.head);
+    const changed = parent.merges ? null : await changedPaths(this.trees, this.rootTree, tree, touched, WIDE_CHANGE_PATHS);
+    this.index.addCommit(commit, { parents: [this.head], time: this.objects.readCommit(commit).committer.timestamp }, changed);
+    this.index.setIndexedHead(commit);
+    return this.index.takePending();
+  }
+
+  /**
+   * Make one commit from a root tree produced by `build`, and land it durably with the new
+   * head and its history index records. `build` adds the paths it edited to `touched`.
+   */
+  private commitTree(message: string, build: (touched: string[]) => Promise<string>): Promise<WriteResult> {
     return this.exclusive(async () => {
       try {
-        const tree = await build();
+        if (this.indexedHead === null) this.indexedHead = this.index.indexedHead();
+        if (this.indexedHead !== this.head) await this.buildIndex(false);
+        const touched: string[] = [];
+        const tree = await build(touched);
         if (tree === this.rootTree) {
-          this.gitFs.discardPending();
+          this.objects.discardPending();
           return { commit: this.head, changed: false };
         }
         // The head on disk must be the one this commit builds on; anything else would orphan a
@@ -366,34 +405,42 @@ export class Vault {
           throw new KeynodeError('ERR_INTERNAL', `vault "${this.vaultName}" changed underneath this writer; the change was not made`, { vault: this.vaultName });
         }
         const commit = this.writeCommitObject(tree, [this.head], message);
-        this.store.write([...this.gitFs.takePending(), { keyspace: this.keyspace, name: HEAD_RECORD, value: Buffer.from(commit, 'ascii') }]);
+        const indexOps = await this.stageIndexFor(commit, tree, touched);
+        this.store.write([...this.objects.takePending(), ...indexOps, { keyspace: this.keyspace, name: HEAD_RECORD, value: Buffer.from(commit, 'ascii') }]);
         this.head = commit;
+        this.indexedHead = commit;
         this.rootTree = tree;
         return { commit, changed: true };
       } catch (error) {
-        this.gitFs.discardPending();
+        this.objects.discardPending();
+        this.index.discardPending();
         throw this.integrity(error);
       }
     });
   }
 
-  private writeTreeObject = (entries: Tree): string => {
-    const encoded = encodeTree(entries);
-    this.gitFs.putObject(encoded.oid, encoded.wrapped);
-    return encoded.oid;
-  };
+  /** Build an edited directory's tree and stage its record (a delta when it pays: treeStore.ts). */
+  private writeTreeObject = (edit: DirectoryEdit): WrittenTree =>
+    writeStoredTree({
+      edit,
+      hasRecord: (oid) => this.objects.has(oid),
+      readRecord: this.readTreeRecord,
+      putRecord: (oid, record) => this.objects.putObject(oid, record),
+      knownRecord: (oid) => this.trees.recordInfo(oid),
+    });
 
   /** Apply edits to a draft of the tree (inside a commit). */
-  private async applyToDraft(draft: TreeDraft, edits: readonly Edit[]): Promise<void> {
+  private async applyToDraft(draft: TreeDraft, edits: readonly Edit[], touched: string[]): Promise<void> {
     for (const edit of edits) {
       const path = normalizeSecretPath(edit.path);
+      touched.push(path);
       const existing = await draft.lookup(path);
       if ('value' in edit) {
         if (existing?.type === 'tree') {
           throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${path} is a directory`, { vault: this.vaultName, path });
         }
         const encoded = encodeBlob(edit.value);
-        this.gitFs.putObject(encoded.oid, encoded.wrapped);
+        this.objects.putObject(encoded.oid, encoded.wrapped);
         const oid = encoded.oid;
         await draft.set(path, { mode: BLOB_MODE, type: 'blob', oid });
       } else if ('delete' in edit) {
@@ -410,9 +457,9 @@ export class Vault {
 
   /** Apply several edits as one commit. */
   async applyEdits(edits: readonly Edit[], message: string): Promise<WriteResult> {
-    return this.commitTree(message, async () => {
+    return this.commitTree(message, async (touched) => {
       const draft = new TreeDraft(this.trees, this.rootTree);
-      await this.applyToDraft(draft, edits);
+      await this.applyToDraft(draft, edits, touched);
       return draft.write(this.writeTreeObject);
     });
   }
@@ -430,13 +477,13 @@ export class Vault {
 
   async remove(path: string, options: { recursive?: boolean; message?: string } = {}): Promise<WriteResult> {
     const normalized = normalizeSecretPath(path);
-    return this.commitTree(options.message ?? `remove ${normalized}`, async () => {
+    return this.commitTree(options.message ?? `remove ${normalized}`, async (touched) => {
       const draft = new TreeDraft(this.trees, this.rootTree);
       const entry = await draft.lookup(normalized);
       if (entry?.type === 'tree' && !options.recursive) {
         throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory (use -r)`, { vault: this.vaultName, path: normalized });
       }
-      await this.applyToDraft(draft, [{ path: normalized, delete: true }]);
+      await this.applyToDraft(draft, [{ path: normalized, delete: true }], touched);
       return draft.write(this.writeTreeObject);
     });
   }
@@ -452,7 +499,7 @@ export class Vault {
    */
   private transfer(kind: 'move' | 'copy', from: string, to: string, options: { overwrite?: boolean; message?: string }): Promise<WriteResult> {
     const [source, dest] = [normalizeSecretPath(from), normalizeSecretPath(to, { allowRoot: true })];
-    return this.commitTree(options.message ?? `${kind} ${source} to ${dest || '/'}`, async () => {
+    return this.commitTree(options.message ?? `${kind} ${source} to ${dest || '/'}`, async (touched) => {
       const draft = new TreeDraft(this.trees, this.rootTree);
       const entry = await draft.lookup(source);
       if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${source}`, { vault: this.vaultName, path: source });
@@ -465,6 +512,7 @@ export class Vault {
       if (atTarget && (!options.overwrite || atTarget.type === 'tree')) {
         throw new KeynodeError('ERR_PATH_EXISTS', `${this.vaultName}:${target} already exists`, { vault: this.vaultName, path: target });
       }
+      touched.push(source, target);
       if (kind === 'move') await draft.set(source, null);
       await draft.set(target, entry);
       return draft.write(this.writeTreeObject);
@@ -482,39 +530,80 @@ export class Vault {
   /** Restore the tree of `version` as a new commit; history is never rewritten. */
   async revert(version: string, options: { message?: string } = {}): Promise<WriteResult> {
     const commit = await this.resolveCommit(version);
-    const tree = (await this.readCommit(commit)).tree;
-    return this.commitTree(options.message ?? `revert to ${commit.slice(0, 12)}`, async () => tree);
+    const tree = this.objects.readCommit(commit).tree;
+    return this.commitTree(options.message ?? `revert to ${commit.slice(0, 12)}`, async (touched) => {
+      touched.push('');
+      return tree;
+    });
+  }
+
+  /**
+   * Land commits made elsewhere (sync will; tests build merges with it): stage `objects` (each
+   * checked to hash to its id), index every new commit and move HEAD to `head`, all in one
+   * batch. `head` must descend from the current HEAD (history is never rewritten).
+   */
+  async landCommits(options: { objects: ReadonlyArray<{ oid: string; wrapped: Uint8Array }>; head: string }): Promise<void> {
+    const { objects, head } = options;
+    await this.withHistory(async () => undefined); // the index is current for HEAD before staging on top
+    return this.exclusive(async () => {
+      try {
+        for (const object of objects) {
+          if (createHash('sha1').update(object.wrapped).digest('hex') !== object.oid) {
+            throw new KeynodeError('ERR_INTEGRITY', `an object landed in vault "${this.vaultName}" does not hash to its id`, { vault: this.vaultName });
+          }
+          this.objects.putObject(object.oid, object.wrapped);
+        }
+        if (head === this.head) return void this.objects.discardPending();
+        const indexOps: BatchOp[] = [];
+        await this.history.indexFrom(head, { rebuild: false, flush: (ops) => indexOps.push(...ops), chunk: Infinity });
+        if (!this.history.descendsFrom(head, this.head)) {
+          throw new KeynodeError('ERR_INVALID_ARGUMENT', `commit ${head.slice(0, 12)} does not descend from HEAD of vault "${this.vaultName}"`, { vault: this.vaultName });
+        }
+        const tree = this.objects.readCommit(head).tree;
+        this.store.write([...this.objects.takePending(), ...indexOps, { keyspace: this.keyspace, name: HEAD_RECORD, value: Buffer.from(head, 'ascii') }]);
+        this.head = head;
+        this.indexedHead = head;
+        this.rootTree = tree;
+      } catch (error) {
+        this.objects.discardPending();
+        this.index.discardPending();
+        throw this.integrity(error);
+      }
+    });
   }
 
   // --- whole-vault operations ----------------------------------------------------------
 
-  /** Every object reachable from HEAD (commits, trees, blobs). */
+  /** Every object reachable from HEAD through all parents (commits, trees, blobs). */
   async reachableObjects(): Promise<string[]> {
-    const seen = new Set<string>();
-    const visitTree = async (oid: string): Promise<void> => {
-      if (seen.has(oid)) return;
-      seen.add(oid);
-      for (const entry of (await this.trees.get(oid)).values()) {
-        if (entry.type === 'tree') await visitTree(entry.oid);
-        else seen.add(entry.oid);
-      }
-    };
     try {
-      for (let oid: string | undefined = this.head; oid && !seen.has(oid); ) {
-        seen.add(oid);
-        const commit = await this.readCommit(oid);
-        await visitTree(commit.tree);
-        oid = commit.parent[0];
-      }
+      return (await this.history.reachableObjects(this.head)).objects;
     } catch (error) {
       throw this.integrity(error);
     }
-    return [...seen];
   }
 
   /** The store ops that delete this vault's records (used by VaultManager.deleteVault). */
   async deletionOps(): Promise<Array<{ keyspace: Keyspace; name: string; delete: true }>> {
-    const names = (await this.reachableObjects()).map((oid) => `obj/${oid}`);
+    let reachable: { objects: string[]; commits: string[] };
+    try {
+      reachable = await this.history.reachableObjects(this.head);
+    } catch (error) {
+      throw this.integrity(error);
+    }
+    const names = new Set(reachable.objects.map((oid) => `obj/${oid}`));
+    for (const commit of reachable.commits) {
+      let record = null;
+      try {
+        record = this.index.record(commit);
+      } catch (error) {
+        if (!(error instanceof IndexInconsistent)) throw error; // a malformed record is still deleted
+      }
+      for (const name of [...commitIndexRecordNames(commit, record), commitRecordName(commit)]) {
+        if (!names.has(name) && this.store.has(this.keyspace, name)) names.add(name);
+      }
+    }
+    if (this.store.has(this.keyspace, INDEX_META_RECORD)) names.add(INDEX_META_RECORD);
     return [...names, HEAD_RECORD].map((name) => ({
       keyspace: this.keyspace,
       name,
@@ -525,7 +614,7 @@ export class Vault {
   /** Write the whole history as a git bundle (v2) that `git clone` reads. Plaintext: the caller confirms. */
   async exportBundle(file: string): Promise<{ commit: string; objects: number; bytes: number }> {
     const oids = await this.reachableObjects();
-    const { packfile } = await git.packObjects({ fs: this.gitFs, gitdir: GITDIR, oids });
+    const { packfile } = await git.packObjects({ fs: new EncryptedGitFs(this.store, this.keyspace), gitdir: GITDIR, oids });
     if (!packfile) throw new KeynodeError('ERR_INTERNAL', 'git produced no pack');
     const header = Buffer.from(`# v2 git bundle\n${this.head} HEAD\n${this.head} refs/heads/main\n\n`, 'ascii');
     const bundle = Buffer.concat([header, packfile]);

@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
+import { CodecError, decodeRecord } from '../codec.js';
 import { isKeynodeError } from '../errors.js';
 import type { LogStore } from '../storage/LogStore.js';
 import { Keyspace } from '../storage/Keyspace.js';
 import { parseTreeContent } from './gitObjects.js';
+import { readWrappedObject } from './objectRecords.js';
+import { checkIndexRecords } from './historyIndex.js';
 import { joinPath } from './paths.js';
 import { HEAD_RECORD } from './Vault.js';
-import { REGISTRY_RECORD } from './VaultManager.js';
+import { REGISTRY_RECORD, registryEntriesCheck, vaultRecordCheck } from './VaultManager.js';
 
 /**
  * The vault half of `keynode check` (node/check.ts composes it): read the vault registry, then
@@ -14,8 +17,8 @@ import { REGISTRY_RECORD } from './VaultManager.js';
  * is stored. Every record found is reported through `onRecord`, so the node can tell which
  * live records nothing refers to (orphans).
  *
- * A vault's records are only its head and its objects; the check of a fresh node reporting no
- * orphans guards that.
+ * A vault's records are its head, its objects and its history index (historyIndex.ts); the
+ * check of a fresh node reporting no orphans guards that.
  */
 /** Git treats the empty tree as always present; Vault does too (it never reads it). */
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
@@ -86,6 +89,31 @@ function readRecord(store: LogStore, keyspace: Keyspace, name: string): Buffer |
   }
 }
 
+/**
+ * An object's canonical bytes through objectRecords (a delta tree is rebuilt and verified
+ * there); 'damaged' when a record it needs fails its integrity check or a delta does not
+ * rebuild to its id. Every record read, chain bases included, is reported as seen.
+ */
+function readObject(store: LogStore, keyspace: Keyspace, oid: string, onRecord: RecordSeen): Buffer | 'damaged' | undefined {
+  const readStored = (name: string): Buffer | undefined => {
+    let value: Buffer | undefined;
+    try {
+      value = store.get(keyspace, name);
+    } catch (error) {
+      onRecord(keyspace, name);
+      throw error;
+    }
+    if (value !== undefined) onRecord(keyspace, name);
+    return value;
+  };
+  try {
+    return readWrappedObject(readStored, oid);
+  } catch (error) {
+    if (isKeynodeError(error, 'ERR_INTEGRITY')) return 'damaged';
+    throw error;
+  }
+}
+
 /** "type size\0content" split and its size checked, or null if malformed. */
 function unwrap(wrapped: Buffer): { type: string; content: Buffer } | null {
   const space = wrapped.indexOf(0x20);
@@ -148,6 +176,7 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
   }
 
   const seen = new Set<string>();
+  const commitParents = new Map<string, string[]>();
   const pending: Reference[] = [{ oid: headOid, type: 'commit', path: '' }];
   while (pending.length > 0) {
     const ref = pending.pop()!;
@@ -157,14 +186,12 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
     seen.add(key);
     const where = `${ref.type} ${short(ref.oid)}${ref.type === 'commit' ? '' : ` at "${ref.path}"`}${ref.commit ? ` (in commit ${short(ref.commit)})` : ''}`;
     const about = { oid: ref.oid, ...(ref.type === 'commit' ? {} : { path: ref.path }) };
-    const name = `obj/${ref.oid}`;
     // One lookup per object (no has() first): most of a check's time is these reads.
-    const wrapped = readRecord(store, keyspace, name);
+    const wrapped = readObject(store, keyspace, ref.oid, onRecord);
     if (wrapped === undefined) {
       if (ref.oid !== EMPTY_TREE) damage('missing-object', `${where} is missing`, about);
       continue;
     }
-    onRecord(keyspace, name);
     if (wrapped === 'damaged') {
       damage('damaged-record', `${where} failed its integrity check`, about);
       continue;
@@ -185,6 +212,7 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
         continue;
       }
       counts.commits++;
+      commitParents.set(ref.oid, links.parents);
       for (const parent of links.parents) pending.push({ oid: parent, type: 'commit', path: '', commit: ref.oid });
       pending.push({ oid: links.tree, type: 'tree', path: '', commit: ref.oid });
     } else if (ref.type === 'tree') {
@@ -202,13 +230,19 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
       counts.blobs++;
     }
   }
+  const indexProblems = checkIndexRecords({
+    read: (name) => {
+      const bytes = readRecord(store, keyspace, name);
+      return bytes === 'damaged' ? undefined : bytes;
+    },
+    has: (name) => store.has(keyspace, name),
+    commits: commitParents,
+    onRecord: (name) => onRecord(keyspace, name),
+  });
+  for (const message of indexProblems) damage('bad-record', message);
   return { counts, problems };
 }
 
-interface RegistryEntry {
-  name: string;
-  key: string;
-}
 
 /**
  * Check the vault registry and every vault it lists. `registryReadable` is false when the
@@ -232,18 +266,25 @@ export function checkVaults(options: { store: LogStore; nodeKeyspace: Keyspace; 
   onRecord(nodeKeyspace, REGISTRY_RECORD);
   const raw = readRecord(store, nodeKeyspace, REGISTRY_RECORD);
   if (raw === 'damaged' || raw === undefined) return unreadable('damaged-record', 'the vault registry record failed its integrity check');
-  let entries: RegistryEntry[];
+  let entries: unknown[];
   try {
-    entries = (JSON.parse(raw.toString('utf8')) as { vaults: RegistryEntry[] }).vaults;
-    if (!Array.isArray(entries)) throw new TypeError('no vault list');
+    entries = decodeRecord(registryEntriesCheck, raw, 'the vault registry record').vaults;
   } catch {
     return unreadable('bad-record', 'the vault registry record is malformed');
   }
-  for (const entry of entries) {
-    const key = typeof entry?.key === 'string' ? Buffer.from(entry.key, 'base64') : null;
-    const vault = typeof entry?.name === 'string' ? entry.name : '?';
+  for (const [i, item] of entries.entries()) {
+    // Each entry on its own: one bad entry is reported, the other vaults are still checked.
+    let entry: { name: string; key: string } | null = null;
+    try {
+      entry = vaultRecordCheck(item, `vaults[${i}]`);
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error;
+    }
+    const key = entry ? Buffer.from(entry.key, 'base64') : null;
+    const name = (item as { name?: unknown } | null)?.name;
+    const vault = entry?.name ?? (typeof name === 'string' ? name : '?');
     if (!key || key.length !== 32) {
-      problems.push({ kind: 'bad-record', damage: true, message: `vault "${vault}": its registry entry has no valid key`, vault, record: REGISTRY_RECORD });
+      problems.push({ kind: 'bad-record', damage: true, message: `vault "${vault}": its registry entry is malformed or has no valid key`, vault, record: REGISTRY_RECORD });
       continue;
     }
     const result = checkVaultObjects({ vault, store, keyspace: new Keyspace(key), onRecord });

@@ -66,8 +66,9 @@ describe('keynode check', () => {
     // commits: create + 2; trees: empty, {a}, {a,dir}, {b}; blobs: 1, 2
     expect(report.objects).toEqual({ commits: 3, trees: 4, blobs: 2 });
     expect(report).toMatchObject({ ok: true, vaults: 1, orphans: 0, problems: [] });
-    // node-info, registry, the vault's head and its 9 objects
-    expect(report.records).toBe(12);
+    // node-info, registry, the vault's head and its 9 objects, and its history index: the index
+    // head, a record and a prefix bucket per commit, a path record each for a, dir/b and dir
+    expect(report.records).toBe(22);
   });
 
   it('a busy node (vaults, tags, renames, moves, deletes, reverts, a deleted vault) has no problems and no orphans', async () => {
@@ -160,8 +161,9 @@ describe('keynode check', () => {
     raw.store.close();
     const report = await checkNode(nodePath);
     expect(report.problems.filter((p) => p.damage)).toEqual([expect.objectContaining({ kind: 'dangling-ref', vault: 'prod', oid: missing })]);
-    // The history HEAD no longer reaches: 2 commits, 2 trees, 1 blob.
-    expect(report).toMatchObject({ ok: false, orphans: 5 });
+    // The history HEAD no longer reaches: 2 commits, 2 trees, 1 blob, and its index (its head,
+    // 2 commit records, 2 prefix buckets, the path record of a).
+    expect(report).toMatchObject({ ok: false, orphans: 11 });
   });
 
   it('reports an object whose content does not hash to its id as hash-mismatch', async () => {
