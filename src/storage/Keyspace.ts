@@ -11,11 +11,14 @@ export const RECORD_ID_BYTES = 32;
  */
 export class Keyspace {
   readonly encKey: AeadKey;
+  /** Input of the per-value keys of chunked values (src/crypto/stream.ts, docs/chunked-values.md). */
+  readonly streamSecret: Buffer;
   private readonly macKey: Buffer;
 
   constructor(secret: Uint8Array) {
     this.macKey = hkdf(secret, 'keynode/keyspace/lookup');
     this.encKey = aeadKey(hkdf(secret, 'keynode/keyspace/encrypt'));
+    this.streamSecret = hkdf(secret, 'keynode/keyspace/stream');
   }
 
   recordId(name: string): Buffer {

@@ -70,7 +70,13 @@ export const TORN_TAIL_PREFIX = `${STORE_FILE}.torn-`;
 
 export type BatchOp =
   | { keyspace: Keyspace; name: string; value: Uint8Array }
-  | { keyspace: Keyspace; name: string; delete: true };
+  | { keyspace: Keyspace; name: string; delete: true }
+  /**
+   * A value its writer already sealed with an AEAD of its own (a chunk of a large value,
+   * src/vaults/largeBlobs.ts): stored as given, its last 16 bytes (the tag) covered by the batch
+   * MAC like any value's. Read back with `getSealed`; the writer's reader verifies it.
+   */
+  | { keyspace: Keyspace; name: string; sealed: Uint8Array };
 
 function integrityError(message: string, data: Record<string, unknown> = {}): KeynodeError {
   return new KeynodeError('ERR_INTEGRITY', message, data);
@@ -533,6 +539,26 @@ export class LogStore {
   }
 
   /**
+   * The stored bytes of a record written pre-sealed (`{ sealed }` in a batch), undefined if
+   * absent. Not verified here: the record's own reader opens it (its AEAD, its key).
+   */
+  getSealed(keyspace: Keyspace, name: string): Buffer | undefined {
+    this.assertOpen();
+    const location = this.index.get(keyspace.recordId(name));
+    if (!location) return undefined;
+    const [offset, length] = location;
+    const sealed = Buffer.allocUnsafe(length);
+    let got: number;
+    try {
+      got = fs.readSync(this.fd, sealed, 0, length, offset);
+    } catch (error) {
+      throw fromSystemError(error, 'reading the store');
+    }
+    if (got !== length) throw integrityError('a stored record ends early', { offset });
+    return sealed;
+  }
+
+  /**
    * Refuse to append unless the file is exactly as this process left it: another process
    * writing without the lock, or a log replaced under us, would otherwise lose writes.
    */
@@ -568,7 +594,13 @@ export class LogStore {
     const sequence = this.sequence + 1n;
     const records = ops.map((op): EncodedOp => {
       const id = op.keyspace.recordId(op.name);
-      return 'delete' in op ? { id } : { id, sealed: seal(op.keyspace.encKey, op.value, id) };
+      if ('delete' in op) return { id };
+      if ('sealed' in op) {
+        // Replay refuses a value shorter than a tag: refuse it here, before anything is written.
+        if (op.sealed.length < AEAD_TAG_BYTES) throw new KeynodeError('ERR_INTERNAL', 'a pre-sealed value must end with a 16-byte tag');
+        return { id, sealed: Buffer.from(op.sealed.buffer, op.sealed.byteOffset, op.sealed.byteLength) };
+      }
+      return { id, sealed: seal(op.keyspace.encKey, op.value, id) };
     });
     const start = this.end;
     const { batch, valueOffsets } = encodeBatch(start, sequence, records, this.batchKey);
