@@ -61,9 +61,21 @@ export interface KeynodeErrorJSON {
 
 const MAX_WIRE_MESSAGE_CHARS = 4096;
 
+/** Marks every KeynodeError, whichever copy of this module made it (see hasInstance below). */
+const KEYNODE_ERROR = Symbol.for('keynode.KeynodeError');
+
 export class KeynodeError extends Error {
   readonly code: ErrorCode;
   readonly data: Record<string, unknown>;
+
+  /**
+   * `instanceof` holds across copies of this module: the CLI's CommonJS bundles carry their own
+   * copy and catch errors thrown by the ES modules they load lazily (scripts/postbuild.mjs).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== KeynodeError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [KEYNODE_ERROR]?: unknown })[KEYNODE_ERROR] === true;
+  }
 
   constructor(code: ErrorCode, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(message, options);
@@ -91,6 +103,7 @@ export class KeynodeError extends Error {
     return new KeynodeError('ERR_INTERNAL', message, { ...given, code });
   }
 }
+Object.defineProperty(KeynodeError.prototype, KEYNODE_ERROR, { value: true });
 
 export function isKeynodeError(value: unknown, code?: ErrorCode): value is KeynodeError {
   return value instanceof KeynodeError && (code === undefined || value.code === code);

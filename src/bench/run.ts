@@ -10,7 +10,14 @@
  *      (NODE_EXTRA_CA_CERTS unset), 1,000 gets over one client connection, and the agent's
  *      RSS serving 100 vaults of 1,000 secrets.
  *
- * Options: --quick (skip 100,000 and pass), --pass-count N (default 1000).
+ *   5. Scale (issue 7), one module each, also runnable alone (`node dist/bench/<name>.js [--quick]`):
+ *      storage (open with and without the index checkpoint, compaction stalls), trees (flat
+ *      directories of 10k/100k/1M), history (a vault of 10k/100k commits), largeValues (chunked
+ *      values to 1 GiB), cli (every command's invocation time; native client vs Node vs pass).
+ *
+ * Options: --quick (skip 100,000 and pass; smaller scale sections), --pass-count N (default 1000),
+ * --only a,b (run only these sections: library, unlock, pass, agent, storage, trees, history,
+ * largeValues, cli).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -260,12 +267,23 @@ async function agentFigures(): Promise<void> {
   }
 }
 
+const ONLY = args.includes('--only') ? new Set((args[args.indexOf('--only') + 1] ?? '').split(',')) : null;
+const wanted = (section: string) => ONLY === null || ONLY.has(section);
+
 try {
   console.log(`keynode bench, node ${process.version}, ${os.cpus().length} cores, ${new Date().toISOString()}`);
-  const { nodePath } = await libraryFigures();
-  await unlockFigures(nodePath);
-  if (!QUICK) await passFigures();
-  await agentFigures();
+  if (wanted('library') || wanted('unlock')) {
+    const { nodePath } = await libraryFigures();
+    if (wanted('unlock')) await unlockFigures(nodePath);
+  }
+  if (!QUICK && wanted('pass')) await passFigures();
+  if (wanted('agent')) await agentFigures();
+  const options = { quick: QUICK };
+  if (wanted('storage')) await (await import('./storage.js')).benchStorage(options);
+  if (wanted('trees')) await (await import('./trees.js')).benchTrees(options);
+  if (wanted('history')) await (await import('./history.js')).benchHistory(options);
+  if (wanted('largeValues')) await (await import('./largeValues.js')).benchLargeValues(options);
+  if (wanted('cli')) await (await import('./cli.js')).benchCli(options);
 } finally {
   fs.rmSync(root, { recursive: true, force: true });
 }

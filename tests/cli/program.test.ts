@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { CommanderError, type Command } from 'commander';
+import { describe, expect, it, vi } from 'vitest';
 import { buildProgram, commandFor } from '../../src/cli/program.js';
 import { CLI } from '../helpers/cli.js';
 import { tempDir } from '../helpers/index.js';
@@ -45,25 +45,67 @@ describe('the lazily loaded command tree', () => {
     }
   });
 
-  it('loads only the module of the command that runs', () => {
-    // A module-resolution hook that records every module the CLI loads.
+  it('loads one CommonJS bundle per invocation and no ES module of ours', () => {
+    // Records every file the CLI loads: CommonJS through require.cache, ES modules through a resolve hook.
     const root = tempDir('keynode-modules-');
     const log = path.join(root, 'modules.log');
     const hooks = path.join(root, 'hooks.mjs');
     fs.writeFileSync(hooks, `import fs from 'node:fs';\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  fs.appendFileSync(${JSON.stringify(log)}, result.url + '\\n');\n  return result;\n}\n`);
     const register = path.join(root, 'register.mjs');
     fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+    const atExit = path.join(root, 'atExit.cjs');
+    fs.writeFileSync(atExit, `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, Object.keys(require.cache).map((file) => 'file://' + file).join('\\n') + '\\n'));\n`);
+    const repo = `file://${path.resolve(CLI, '../../..')}/`;
     const loaded = (args: string[]) => {
       fs.rmSync(log, { force: true });
-      runCli(args, ['--import', register]);
-      const urls = fs.readFileSync(log, 'utf8').split('\n');
-      return [...new Set(urls.filter((url) => url.includes('/dist/cli/commands/')).map((url) => url.slice(url.indexOf('/dist/cli/commands/') + '/dist/cli/commands/'.length)))].sort();
+      runCli(args, ['--import', register, '--require', atExit]);
+      const urls = fs.readFileSync(log, 'utf8').split('\n').filter((url) => url.startsWith('file://') && !url.startsWith(`file://${root}`));
+      return [...new Set(urls.map((url) => (url.startsWith(repo) ? url.slice(repo.length) : url)))].sort();
     };
-    expect(loaded(['vaults', 'list'])).toEqual(['vaults/list.js']);
-    expect(loaded(['--json', 'secrets', 'ls', 'v:'])).toEqual(['secrets/ls.js']);
-    expect(loaded(['agent', 'status'])).toEqual(['agent/control.js']);
-    // Help for the whole program shows every command, so it loads them all.
-    expect(loaded(['--help']).length).toBeGreaterThan(20);
+    expect(loaded(['secrets', 'stat'])).toEqual(['dist/cli/bundles/secrets-stat.cjs', 'dist/cli/keynode.cjs', 'package.json']); // a usage error: commander reports it
+    expect(loaded(['--json', 'vaults', 'ls', '--bogus'])).toEqual(['dist/cli/bundles/vaults-list.cjs', 'dist/cli/keynode.cjs', 'package.json']);
+    expect(loaded(['secrets', 'mv', 'a:b'])).toEqual(['dist/cli/bundles/secrets-transfer.cjs', 'dist/cli/keynode.cjs', 'package.json']);
+    expect(loaded(['--version'])).toEqual(['dist/cli/keynode.cjs', 'package.json']);
+    // Help for the whole program shows every command: one bundle holds them all.
+    expect(loaded(['--help'])).toEqual(['dist/cli/bundles/all.cjs', 'dist/cli/keynode.cjs', 'package.json']);
+  });
+
+  it('reports usage errors as the whole tree does', async () => {
+    const full = await buildProgram();
+    const commandAt = (words: string[]) => {
+      let command = full;
+      for (const word of words) command = command.commands.find((c) => c.name() === word || c.aliases().includes(word))!;
+      return command;
+    };
+    const leaves = commandPaths(full).filter((words) => words.length > 0 && commandAt(words).commands.length === 0);
+    expect(leaves.length).toBeGreaterThan(30);
+    const inProcess = async (args: string[]) => {
+      let stderr = '';
+      const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+        stderr += String(chunk);
+        return true;
+      });
+      try {
+        await (await buildProgram()).parseAsync(['node', 'keynode', ...args]);
+        return { code: 0, stderr };
+      } catch (error) {
+        expect(error).toBeInstanceOf(CommanderError); // parsing fails before any action runs
+        return { code: (error as CommanderError).exitCode === 0 ? 0 : 2, stderr };
+      } finally {
+        write.mockRestore();
+      }
+    };
+    for (const words of leaves) {
+      // An unknown option, and (for commands with required arguments) none of them: both fail in
+      // commander's parsing, before any action could run in this process.
+      const required = commandAt(words).registeredArguments.some((argument) => argument.required);
+      for (const args of [[...words, '--no-such-option'], ...(required ? [words] : [])]) {
+        const expected = await inProcess(args);
+        expect(expected.code).toBe(2);
+        const { code, stderr } = runCli(args);
+        expect({ args, code, stderr }).toEqual({ args, code: expected.code, stderr: expected.stderr });
+      }
+    }
   });
 
   it('keeps completion scripts complete', () => {

@@ -21,3 +21,7 @@ export function registerTransfer(secrets: Command, kind: 'mv' | 'cp'): void {
       emit(global, { from: source, to: target, ...result }, `${kind === 'mv' ? 'Moved' : 'Copied'} ${from} to ${to} (commit ${result.commit.slice(0, 12)})`);
     });
 }
+
+/** The command table (cli/commandTable.ts) names one register function per command. */
+export const registerMv = (secrets: Command): void => registerTransfer(secrets, 'mv');
+export const registerCp = (secrets: Command): void => registerTransfer(secrets, 'cp');
