@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -134,6 +135,7 @@ static void fallback(void) {
   }
   for (int i = 1; i < g_argc; i++) args[n++] = g_argv[i];
   args[n] = NULL;
+  signal(SIGPIPE, SIG_DFL); /* ignored only for this process's own writes */
   execvp(args[0], args);
   static const char m[] = "keynode: internal error: cannot run node for the keynode CLI (ERR_INTERNAL)\n";
   (void)!write(2, m, sizeof m - 1);
@@ -660,7 +662,8 @@ static int node_path_of(const char *explicit_path, char *out, size_t size) {
     if ((size_t)snprintf(joined, sizeof joined, "%s/keynode", base) >= sizeof joined) return -1;
     return normalize_path(joined, out, size);
   }
-  const char *home = env_nonempty("HOME");
+  /* os.homedir() takes HOME when it is set, even empty (then the node path is relative). */
+  const char *home = getenv("HOME");
   if (home == NULL) {
     struct passwd *pw = getpwuid(getuid());
     if (pw == NULL || pw->pw_dir == NULL) return -1;
@@ -721,6 +724,17 @@ static int session_file_of(const char *node_path, char *out, size_t size) {
   return 0;
 }
 
+/*
+ * A JSON number the codec's `count` takes as it is written here: digits only, at most
+ * Number.MAX_SAFE_INTEGER (a larger one makes Node discard the session: then Node decides).
+ */
+static int safe_count(const char *number) {
+  size_t n = strlen(number);
+  if (n == 0 || n > 16) return 0;
+  for (size_t i = 0; i < n; i++) if (number[i] < '0' || number[i] > '9') return 0;
+  return n < 16 || strcmp(number, "9007199254740991") <= 0;
+}
+
 typedef struct {
   char token[512];
   double expires_at, issued_at;
@@ -764,14 +778,14 @@ static int read_session(const char *file, session_t *session) {
     if (n >= sizeof number) goto done;
     memcpy(number, data + expires.start, n);
     number[n] = '\0';
-    if (strchr(number, '.') || strchr(number, 'e') || strchr(number, 'E') || number[0] == '-') goto done; /* counts only */
+    if (!safe_count(number)) goto done; /* counts only */
     session->expires_at = strtod(number, NULL);
     if (object_get(data, &doc, "issuedAt", &issued)) {
       n = issued.end - issued.start;
       if (issued.type != J_NUMBER || n >= sizeof number) goto done;
       memcpy(number, data + issued.start, n);
       number[n] = '\0';
-      if (strchr(number, '.') || strchr(number, 'e') || strchr(number, 'E') || number[0] == '-') goto done;
+      if (!safe_count(number)) goto done;
       session->issued_at = strtod(number, NULL);
       session->has_issued = 1;
     }
@@ -880,13 +894,14 @@ static int take_frame(const unsigned char *frame, size_t n, double id, reply_t *
   int has_error = object_get(s, &doc, "error", &error);
   int matches = 0;
   if (numeric_id) {
-    char number[400];
+    /* Any length: JSON.parse reads "1.000...0" (however long) as 1. */
     size_t len = idv.end - idv.start;
-    if (len < sizeof number) {
-      memcpy(number, s + idv.start, len);
-      number[len] = '\0';
-      matches = strtod(number, NULL) == id;
-    }
+    char *number = malloc(len + 1);
+    if (number == NULL) oom();
+    memcpy(number, s + idv.start, len);
+    number[len] = '\0';
+    matches = strtod(number, NULL) == id;
+    free(number);
   }
   if (!(matches || (null_id && has_error))) return 0;
   if (has_error) {
@@ -925,19 +940,27 @@ static void await_reply(double id, reply_t *r) {
   memset(r, 0, sizeof *r);
   size_t scanned = 0;
   for (;;) {
-    /* Whole frames first: one read may carry several. */
+    /* Whole frames first: one read may carry several (moved down once, not once a frame). */
+    size_t start = 0;
+    int settled = 0;
     for (;;) {
       unsigned char *newline = g_frames.len > scanned ? memchr(g_frames.data + scanned, '\n', g_frames.len - scanned) : NULL;
       if (newline == NULL) { scanned = g_frames.len; break; }
-      size_t n = (size_t)(newline - g_frames.data);
+      size_t n = (size_t)(newline - (g_frames.data + start));
       if (n > g_max_reply) { reply_error(r, "ERR_INVALID_REQUEST", "the agent sent an oversized frame"); return; }
-      int settled = n > 0 && take_frame(g_frames.data, n, id, r);
-      wipe(g_frames.data, n + 1);
-      memmove(g_frames.data, newline + 1, g_frames.len - n - 1);
-      g_frames.len -= n + 1;
-      scanned = 0;
-      if (settled) return;
+      settled = n > 0 && take_frame(g_frames.data + start, n, id, r);
+      wipe(g_frames.data + start, n + 1);
+      start += n + 1;
+      scanned = start;
+      if (settled) break;
     }
+    if (start > 0) {
+      memmove(g_frames.data, g_frames.data + start, g_frames.len - start);
+      wipe(g_frames.data + g_frames.len - start, start);
+      g_frames.len -= start;
+      scanned -= start;
+    }
+    if (settled) return;
     if (g_frames.len > g_max_reply) { reply_error(r, "ERR_INVALID_REQUEST", "the agent sent an oversized frame"); return; }
     if (buf_reserve(&g_frames, 65536) != 0) oom();
     ssize_t got = read(g_sock, g_frames.data + g_frames.len, g_frames.cap - g_frames.len);
@@ -1031,6 +1054,17 @@ static void malformed(void) { report_c("ERR_INTERNAL", "internal error: the agen
 int main(int argc, char **argv) {
   g_argc = argc;
   g_argv = argv;
+  /*
+   * A closed stdin, stdout or stderr is /dev/null, as Node makes it: otherwise the agent socket
+   * would take that number, and the value would be read from it or written to it.
+   */
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int null = open("/dev/null", O_RDWR);
+    if (null != fd) _exit(EXIT_ERR_INTERNAL); /* cannot happen: the lowest free number is fd */
+  }
+  /* No core dump (nor ptrace by other processes of the user) while a value or the token is held. */
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   signal(SIGPIPE, SIG_IGN);
   const char *max = getenv("KEYNODE_NATIVE_MAX_REPLY_BYTES"); /* tests: a lower bound only */
   if (max != NULL) {
@@ -1054,6 +1088,11 @@ int main(int argc, char **argv) {
   }
   if (ref == NULL) fallback();
   if (is_set && isatty(0)) fallback();
+  if (is_set) {
+    /* Pipes, files and devices are read here; anything else (a directory...) is Node's to judge. */
+    struct stat in;
+    if (fstat(0, &in) != 0 || !(S_ISFIFO(in.st_mode) || S_ISREG(in.st_mode) || S_ISCHR(in.st_mode) || S_ISSOCK(in.st_mode))) fallback();
+  }
   if ((version && !utf8_valid((const unsigned char *)version, strlen(version))) || (message && !utf8_valid((const unsigned char *)message, strlen(message)))) fallback();
   char vault[VAULT_NAME_MAX_BYTES + 1], path[SECRET_PATH_MAX_BYTES + 1];
   if (!plain_ref(ref, vault, sizeof vault, path, sizeof path)) fallback();

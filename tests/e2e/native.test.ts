@@ -9,7 +9,8 @@ import { cliSandbox, startAgent, type CliOptions } from '../helpers/cli.js';
  * cases: stdout, stderr and exit code must be byte for byte the same, whether the native
  * client answers itself or hands the invocation to Node.
  */
-const NATIVE = path.resolve(import.meta.dirname, '../../dist/native/keynode');
+// KEYNODE_TEST_NATIVE: another build of the client (e.g. one with sanitizers) to run these cases against.
+const NATIVE = process.env.KEYNODE_TEST_NATIVE ?? path.resolve(import.meta.dirname, '../../dist/native/keynode');
 const WRAPPER = path.resolve(import.meta.dirname, '../../bin/keynode');
 const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -22,6 +23,7 @@ function runNative(cli: Sandbox, args: string[], options: CliOptions & { program
     input: options.input ?? '',
     env: Object.fromEntries(Object.entries({ ...cli.env, ...options.env }).filter(([, v]) => v !== undefined)),
     maxBuffer: 128 * 1024 * 1024,
+    timeout: 30_000, // a hang fails the case (killed: code -1) instead of the whole run
   });
   return { code: result.status ?? -1, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString() };
 }
@@ -166,6 +168,56 @@ describe.skipIf(!hasCompiler)('native client', () => {
       const expected = cli.run(args, { input: 'v3', env });
       const actual = runNative(cli, args, { input: 'v3', env });
       expect({ args, code: actual.code, stdout: actual.stdout.toString(), stderr: actual.stderr }).toEqual({ args, code: expected.code, stdout: expected.out, stderr: expected.stderr });
+    }
+  });
+
+  it('treats closed standard descriptors, odd stdin and out-of-range session counts as Node does', () => {
+    const cli = cliSandbox();
+    cli.init();
+    startAgent(cli);
+    cli.ok(['vaults', 'create', 'app']);
+    cli.ok(['secrets', 'set', 'app:k'], { input: 'v1' }); // a session to use
+    const marker = fallbackMarker(cli);
+    // A closed stdin is /dev/null for Node (an empty value); the agent socket must not take fd 0
+    // (it was read as the value until the agent dropped the idle connection, 2 minutes later).
+    const NODE_CLI = [process.execPath, path.resolve(import.meta.dirname, '../../dist/cli/keynode.cjs')];
+    const closed = (fds: string, args: string[], command = [NATIVE]) => runNative(cli, ['-c', `exec "$@" ${fds}`, 'sh', ...command, ...args], { program: '/bin/sh' });
+    const setClosed = closed('<&-', ['secrets', 'set', 'app:empty', '--json']);
+    const setClosedNode = closed('<&-', ['secrets', 'set', 'app:empty-node', '--json'], NODE_CLI);
+    expect({ code: setClosed.code, stderr: setClosed.stderr, out: setClosed.stdout.toString().replace('"empty"', '"<p>"').replace(/[0-9a-f]{40}/, '<c>') }).toEqual({
+      code: setClosedNode.code,
+      stderr: setClosedNode.stderr,
+      out: setClosedNode.stdout.toString().replace('"empty-node"', '"<p>"').replace(/[0-9a-f]{40}/, '<c>'),
+    });
+    expect(setClosed.code).toBe(0);
+    expect(cli.run(['secrets', 'get', 'app:empty']).stdout.length).toBe(0);
+    // A closed stdout or stderr: the value or the error goes nowhere, never to the agent.
+    expect(closed('>&-', ['secrets', 'get', 'app:k']).code).toBe(0);
+    expect(closed('2>&-', ['secrets', 'get', 'app:missing']).code).toBe(cli.run(['secrets', 'get', 'app:missing']).code);
+    expect(runNative(cli, ['secrets', 'get', 'app:k']).stdout.toString()).toBe('v1'); // the agent still answers
+
+    // stdin a directory: Node decides (it reads it as empty); the native client does not guess.
+    const directory = fs.openSync(cli.root, 'r');
+    const dirSet = spawnSync(NATIVE, ['secrets', 'set', 'app:dir'], { stdio: [directory, 'pipe', 'pipe'], env: { ...cli.env, KEYNODE_NATIVE_FALLBACK: marker } });
+    fs.closeSync(directory);
+    expect({ code: dirSet.status, stderr: dirSet.stderr.toString() }).toEqual({ code: 99, stderr: 'FELL-BACK\n' });
+
+    // Session counts past Number.MAX_SAFE_INTEGER: Node's codec discards the session, so must we.
+    const dir = path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode');
+    const sessionPath = path.join(dir, fs.readdirSync(dir).find((f) => f.startsWith('session-'))!);
+    const stored = JSON.parse(fs.readFileSync(sessionPath, 'utf8')) as { token: string; expiresAt: number; issuedAt: number };
+    for (const text of [
+      `{"token":${JSON.stringify(stored.token)},"expiresAt":99999999999999999999,"issuedAt":${stored.issuedAt}}`,
+      `{"token":${JSON.stringify(stored.token)},"expiresAt":${stored.expiresAt},"issuedAt":9007199254740993}`,
+    ]) {
+      fs.writeFileSync(sessionPath, text);
+      expect(runNative(cli, ['secrets', 'get', 'app:k'], { env: { KEYNODE_NATIVE_FALLBACK: marker } }).code).toBe(99);
+      fs.writeFileSync(sessionPath, text);
+      const env = { KEYNODE_PASSWORD: undefined };
+      const expected = cli.run(['secrets', 'get', 'app:k'], { env });
+      fs.writeFileSync(sessionPath, text);
+      const actual = runNative(cli, ['secrets', 'get', 'app:k'], { env });
+      expect({ code: actual.code, stdout: actual.stdout.toString(), stderr: actual.stderr }).toEqual({ code: expected.code, stdout: expected.out, stderr: expected.stderr });
     }
   });
 

@@ -16,7 +16,8 @@ import { parseReply } from '../../src/ipc/protocol.js';
  * line; where the Node client (src/ipc/protocol.ts parseReply) decides the outcome, the native
  * one must decide the same.
  */
-const NATIVE = path.resolve(import.meta.dirname, '../../dist/native/keynode');
+// KEYNODE_TEST_NATIVE: another build of the client (e.g. one with sanitizers) to run these cases against.
+const NATIVE = process.env.KEYNODE_TEST_NATIVE ?? path.resolve(import.meta.dirname, '../../dist/native/keynode');
 const hasCompiler = spawnSync(process.env.CC || 'cc', ['--version'], { stdio: 'ignore' }).status === 0;
 if (!hasCompiler) console.warn('tests/native/replyParser.test.ts skipped: no C compiler, so no native client');
 
@@ -36,6 +37,8 @@ let env: NodeJS.ProcessEnv;
 let server: net.Server;
 /** The frames the fake agent sends to the next client's last request (then it closes). */
 let script: { frames: Buffer } = { frames: Buffer.alloc(0) };
+/** Called when a client's `node.status` probe arrives (the client is then about to read stdin). */
+let onProbe: (() => void) | undefined;
 
 beforeAll(async () => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'keynode-native-fuzz-')); // lives across the tests, removed in afterAll
@@ -59,7 +62,10 @@ beforeAll(async () => {
       for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
         const request = JSON.parse(buffered.slice(0, newline)) as { id: number; method: string };
         buffered = buffered.slice(newline + 1);
-        if (request.method === 'node.status') socket.write(`{"v":1,"id":${request.id},"result":{"nodeId":"x"}}\n`);
+        if (request.method === 'node.status') {
+          socket.write(`{"v":1,"id":${request.id},"result":{"nodeId":"x"}}\n`);
+          onProbe?.();
+        }
         else socket.end(script.frames);
       }
     });
@@ -198,9 +204,27 @@ describe.skipIf(!hasCompiler)('native client reply parser', () => {
     const many = Buffer.from(`{"id":5,"result":1}\n\n{"id":"1","error":{}}\n{"v":1,"id":1,"result":{"value":"aGk="}}\n`);
     const outcome = await runClient(['secrets', 'get', 'v:a'], many);
     expect({ code: outcome.code, stdout: outcome.stdout.toString() }).toEqual({ code: 0, stdout: 'hi' });
+    // An id JSON.parse reads as 1 however long it is written.
+    const longId = await runClient(['secrets', 'get', 'v:a'], Buffer.from(`{"v":1,"id":1.${'0'.repeat(500)},"result":{"value":"aGk="}}\n`));
+    expect({ code: longId.code, stdout: longId.stdout.toString() }).toEqual({ code: 0, stdout: 'hi' });
     // A close without a reply: `get` goes to Node; `set` reports it.
     expect((await runClient(['secrets', 'get', 'v:a'], Buffer.alloc(0))).code).toBe(FALLBACK_EXIT);
     const closed = await runClient(['secrets', 'set', 'v:a'], Buffer.from('{"id":2'));
     expect({ code: closed.code, stderr: closed.stderr }).toEqual({ code: 12, stderr: 'keynode: the agent closed the connection (ERR_AGENT_NOT_RUNNING)\n' });
+  });
+
+  // Where the kernel writes cores into the crashing process's directory, a crash of a client that
+  // holds the token (and soon the value) must leave none: it makes itself non-dumpable first.
+  const corePattern = fs.existsSync('/proc/sys/kernel/core_pattern') ? fs.readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim() : '|';
+  it.skipIf(corePattern.startsWith('|') || corePattern.includes('/'))('leaves no core dump when it crashes holding the session token', async () => {
+    const cwd = fs.mkdtempSync(path.join(root, 'cwd-'));
+    const child = spawn('/bin/sh', ['-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', NATIVE, 'secrets', 'set', 'v:a'], { cwd, env, stdio: ['pipe', 'ignore', 'ignore'] });
+    onProbe = () => child.kill('SIGSEGV'); // stdin still open: it waits for the value
+    const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    onProbe = undefined;
+    child.stdin.destroy();
+    // Killed by it (a sanitizer build catches it and exits non-zero instead).
+    expect(ended.signal === 'SIGSEGV' || (ended.code !== null && ended.code !== 0)).toBe(true);
+    expect(fs.readdirSync(cwd)).toEqual([]);
   });
 });
