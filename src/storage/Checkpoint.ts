@@ -121,12 +121,27 @@ function tempName(dir: string): string {
   return path.join(dir, `${CHECKPOINT_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
 }
 
+/**
+ * Temp files this process is writing now. Any other temp file is a leftover of a writer that
+ * was killed: a process id says nothing (a restarted agent in a container gets the same one).
+ */
+const writing = new Set<string>();
+
+function isTempName(name: string): boolean {
+  return name.startsWith(`${CHECKPOINT_FILE}.`) && name.endsWith('.tmp');
+}
+
+/** Remove temp files left by killed checkpoint writers (the node lock makes this the only writer). */
+export function removeCheckpointLeftovers(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (isTempName(name) && !writing.has(file)) fs.rmSync(file, { force: true });
+  }
+}
+
 /** Write a checkpoint atomically (temp file, fsync, rename, fsync dir). Throws on failure. */
 export function writeCheckpoint(dir: string, key: AeadKey, position: CheckpointPosition, index: RecordIndex): void {
-  // Temp files of other processes were left by a kill: the node lock makes this the only writer.
-  for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith(`${CHECKPOINT_FILE}.`) && name.endsWith('.tmp') && !name.startsWith(`${CHECKPOINT_FILE}.${process.pid}.`)) fs.rmSync(path.join(dir, name), { force: true });
-  }
+  removeCheckpointLeftovers(dir);
   const temp = tempName(dir);
   let fd: number | undefined;
   try {
@@ -156,8 +171,17 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * before each step and before the rename: once true, the temp file is removed and nothing else.
  */
 export async function writeCheckpointInSteps(dir: string, key: AeadKey, position: CheckpointPosition, index: RecordIndex, abandoned: () => boolean): Promise<boolean> {
+  removeCheckpointLeftovers(dir);
   const temp = tempName(dir);
-  const handle = await fs.promises.open(temp, 'wx', FILE_MODE);
+  // Claimed before it exists: the file appears before this function resumes.
+  writing.add(temp);
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(temp, 'wx', FILE_MODE);
+  } catch (error) {
+    writing.delete(temp);
+    throw error;
+  }
   let renamed = false;
   try {
     for (const piece of encode(key, position, index)) {
@@ -182,6 +206,7 @@ export async function writeCheckpointInSteps(dir: string, key: AeadKey, position
     }
     return true;
   } finally {
+    writing.delete(temp);
     await handle.close();
     if (!renamed) fs.rmSync(temp, { force: true });
   }
@@ -190,6 +215,6 @@ export async function writeCheckpointInSteps(dir: string, key: AeadKey, position
 /** Remove the checkpoint (it no longer matches the log); leftovers of interrupted writes too. */
 export function removeCheckpoint(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
-    if (name === CHECKPOINT_FILE || (name.startsWith(`${CHECKPOINT_FILE}.`) && name.endsWith('.tmp'))) fs.rmSync(path.join(dir, name), { force: true });
+    if (name === CHECKPOINT_FILE || isTempName(name)) fs.rmSync(path.join(dir, name), { force: true });
   }
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { AEAD_TAG_BYTES, open, seal, type AeadKey } from '../crypto/aead.js';
+import { AEAD_OVERHEAD_BYTES, AEAD_TAG_BYTES, open, seal, type AeadKey } from '../crypto/aead.js';
 import { hkdf } from '../crypto/kdf.js';
 import { constantTimeEqual, hmacSha256, hmacSha256Stream } from '../crypto/mac.js';
 import { sha256Stream } from '../crypto/hash.js';
@@ -20,7 +20,7 @@ import { FILE_MODE, syncDir, writeAll, writeFileAtomic } from './files.js';
 import { StoreMark } from './StoreMark.js';
 import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
 import { RecordIndex } from './RecordIndex.js';
-import { CHECKPOINTS_SUPPORTED, checkpointKey, readCheckpoint, removeCheckpoint, writeCheckpoint, writeCheckpointInSteps, type CheckpointPosition } from './Checkpoint.js';
+import { CHECKPOINTS_SUPPORTED, checkpointKey, readCheckpoint, removeCheckpoint, removeCheckpointLeftovers, writeCheckpoint, writeCheckpointInSteps, type CheckpointPosition } from './Checkpoint.js';
 
 /**
  * The node's one data file: an append-only log of batches.
@@ -211,6 +211,7 @@ export class LogStore {
   private closed = false;
   /** The torn tail as opened; bytes there that differ later were written by another process. */
   private tornTail: Buffer = Buffer.alloc(0);
+  private leftoversRemoved = false;
   readonly report: StoreOpenReport = { tornTailBytes: 0 };
   readonly openStats: StoreOpenStats = { checkpoint: 'none', replayedFromOffset: MAGIC.length, replayedBatches: 0, replayedOps: 0 };
   private readonly checkpointKey: AeadKey;
@@ -519,6 +520,17 @@ export class LogStore {
     return this.index.has(keyspace.recordId(name));
   }
 
+  /**
+   * Length of a record's value as stored (a sealed record's plaintext length; a pre-sealed
+   * one's stored length, less the same overhead), undefined if absent. Reads nothing: lets a
+   * caller skip records by size without decrypting them (large-blob manifests).
+   */
+  valueLength(keyspace: Keyspace, name: string): number | undefined {
+    this.assertOpen();
+    const location = this.index.get(keyspace.recordId(name));
+    return location === undefined ? undefined : location[1] - AEAD_OVERHEAD_BYTES;
+  }
+
   /** The value of a record, undefined if absent; ERR_INTEGRITY if its bytes were altered. */
   get(keyspace: Keyspace, name: string): Buffer | undefined {
     this.assertOpen();
@@ -587,6 +599,21 @@ export class LogStore {
     this.fileSize = this.end;
   }
 
+  /**
+   * Once per open, at the first write (opening writes nothing): remove what killed writers left,
+   * a compaction's new log and checkpoint temp files, each up to the size of the store.
+   */
+  private removeLeftovers(): void {
+    if (this.leftoversRemoved) return;
+    this.leftoversRemoved = true;
+    try {
+      if (!this.compacting) fs.rmSync(`${this.file}.compact`, { force: true });
+      removeCheckpointLeftovers(path.dirname(this.file));
+    } catch {
+      /* only space: tried again at the next open */
+    }
+  }
+
   /** Apply puts and deletes as one atomic, durable batch. Returns once it is on disk. */
   write(ops: readonly BatchOp[]): void {
     this.assertOpen();
@@ -610,6 +637,7 @@ export class LogStore {
     } catch (error) {
       throw fromSystemError(error, 'writing to the store');
     }
+    this.removeLeftovers();
     try {
       writeAll(this.fd, batch, start);
       fs.fdatasyncSync(this.fd);
@@ -668,7 +696,11 @@ export class LogStore {
     const position = this.checkpointPosition();
     if (!position || !CHECKPOINTS_SUPPORTED) return;
     this.generation++; // a background checkpoint in flight is older: drop it
-    writeCheckpoint(path.dirname(this.file), this.checkpointKey, position, this.index);
+    try {
+      writeCheckpoint(path.dirname(this.file), this.checkpointKey, position, this.index);
+    } catch (error) {
+      throw fromSystemError(error, 'writing the index checkpoint');
+    }
     this.checkpointEnd = position.end;
   }
 
@@ -879,7 +911,8 @@ export class LogStore {
           lastYield = performance.now();
         }
       }
-      if (group.length > 0) append(group);
+      // Nothing live: one empty batch still carries the sequence, or the mark would refuse the log.
+      if (group.length > 0 || copied === 0) append(group);
       yield { fsync: fd };
       // Read the new file back: every batch verifies and it holds exactly what was written.
       checkFd = fs.openSync(temp, 'r');

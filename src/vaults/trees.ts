@@ -418,27 +418,86 @@ export interface LoadedTree {
 }
 
 interface CacheSlot extends LoadedTree {
+  oid: string;
   bytes: number;
 }
 
 /**
- * Parsed git trees by object id, bounded by bytes and evicting the least recently used.
- * Trees are content-addressed and immutable, so a cached tree is valid for every version that
- * shares it. A tree larger than the whole budget is kept in a slot of its own (the latest such
- * tree only), so working in one huge directory neither reloads it on every read nor evicts
- * every other tree for it; memory is then bounded by the budget plus that one tree.
+ * The byte budget tree caches draw on, least recently used first across all of them. Every
+ * vault has its own cache and an agent keeps every vault it opened: a budget per cache would
+ * bound memory by budget x vaults. One tree larger than the whole budget may be held beside it
+ * (the latest such tree, whichever cache holds it).
+ */
+export class TreeCacheBudget {
+  /** Slots of every cache on this budget, least recently used first. */
+  private readonly order = new Map<CacheSlot, TreeCache>();
+  private oversizeOwner: TreeCache | null = null;
+  private usedBytes = 0;
+
+  constructor(readonly maxBytes = TREE_CACHE_MAX_BYTES) {}
+
+  /** Bytes held within the budget by all its caches. */
+  get bytes(): number {
+    return this.usedBytes;
+  }
+
+  /** @internal */
+  touch(slot: CacheSlot): void {
+    const owner = this.order.get(slot);
+    if (!owner) return;
+    this.order.delete(slot);
+    this.order.set(slot, owner);
+  }
+
+  /** @internal Take `slot` in, evicting the least recently used slots (any cache's) past the budget. */
+  add(slot: CacheSlot, owner: TreeCache): void {
+    this.order.set(slot, owner);
+    this.usedBytes += slot.bytes;
+    for (const [old, oldOwner] of this.order) {
+      if (this.usedBytes <= this.maxBytes || old === slot) break;
+      this.order.delete(old);
+      this.usedBytes -= old.bytes;
+      oldOwner.evicted(old);
+    }
+  }
+
+  /** @internal `owner` now holds the oversize tree: any other cache lets its own go. */
+  takeOversize(owner: TreeCache): void {
+    if (this.oversizeOwner && this.oversizeOwner !== owner) this.oversizeOwner.evictedOversize();
+    this.oversizeOwner = owner;
+  }
+}
+
+/** The budget of caches made without one: all the vaults of a process share it. */
+export const sharedTreeCacheBudget = new TreeCacheBudget();
+
+/**
+ * Parsed git trees by object id, evicting the least recently used past a byte budget shared
+ * with the other vaults' caches (TreeCacheBudget). Trees are content-addressed and immutable,
+ * so a cached tree is valid for every version that shares it. A tree larger than the whole
+ * budget is kept in a slot of its own (the latest such tree only), so working in one huge
+ * directory neither reloads it on every read nor evicts every other tree for it; memory is
+ * then bounded by the budget plus that one tree.
  */
 export class TreeCache {
   private readonly slots = new Map<string, CacheSlot>();
-  private oversize: { oid: string; slot: CacheSlot } | null = null;
+  private oversize: CacheSlot | null = null;
   private usedBytes = 0;
+  private readonly budget: TreeCacheBudget;
 
   constructor(
     private readonly load: (oid: string) => Promise<LoadedTree>,
-    readonly maxBytes = TREE_CACHE_MAX_BYTES,
-  ) {}
+    /** A budget to share (the process-wide one by default), or a byte count for this cache alone. */
+    budget: TreeCacheBudget | number = sharedTreeCacheBudget,
+  ) {
+    this.budget = typeof budget === 'number' ? new TreeCacheBudget(budget) : budget;
+  }
 
-  /** Bytes held within the budget (the oversize slot is not counted). */
+  get maxBytes(): number {
+    return this.budget.maxBytes;
+  }
+
+  /** Bytes this cache holds within the budget (the oversize slot is not counted). */
   get bytes(): number {
     return this.usedBytes;
   }
@@ -446,11 +505,10 @@ export class TreeCache {
   private slot(oid: string): CacheSlot | undefined {
     const slot = this.slots.get(oid);
     if (slot) {
-      this.slots.delete(oid);
-      this.slots.set(oid, slot);
+      this.budget.touch(slot);
       return slot;
     }
-    return this.oversize?.oid === oid ? this.oversize.slot : undefined;
+    return this.oversize?.oid === oid ? this.oversize : undefined;
   }
 
   async get(oid: string): Promise<CompactTree> {
@@ -468,7 +526,7 @@ export class TreeCache {
 
   /** How the cached tree's record is stored, when known. */
   recordInfo(oid: string): TreeRecordInfo | undefined {
-    return (this.slots.get(oid) ?? (this.oversize?.oid === oid ? this.oversize.slot : undefined))?.record;
+    return (this.slots.get(oid) ?? (this.oversize?.oid === oid ? this.oversize : undefined))?.record;
   }
 
   has(oid: string): boolean {
@@ -481,18 +539,27 @@ export class TreeCache {
       if (record) existing.record = record;
       return;
     }
-    const slot: CacheSlot = { tree, bytes: tree.bytes, ...(record ? { record } : {}) };
-    if (slot.bytes > this.maxBytes) {
-      this.oversize = { oid, slot };
+    const slot: CacheSlot = { oid, tree, bytes: tree.bytes, ...(record ? { record } : {}) };
+    if (slot.bytes > this.budget.maxBytes) {
+      this.oversize = slot;
+      this.budget.takeOversize(this);
       return;
     }
     this.slots.set(oid, slot);
     this.usedBytes += slot.bytes;
-    for (const [old, oldSlot] of this.slots) {
-      if (this.usedBytes <= this.maxBytes || old === oid) break;
-      this.slots.delete(old);
-      this.usedBytes -= oldSlot.bytes;
-    }
+    this.budget.add(slot, this);
+  }
+
+  /** @internal The budget dropped `slot`. */
+  evicted(slot: CacheSlot): void {
+    if (this.slots.get(slot.oid) !== slot) return;
+    this.slots.delete(slot.oid);
+    this.usedBytes -= slot.bytes;
+  }
+
+  /** @internal Another cache holds the oversize tree now. */
+  evictedOversize(): void {
+    this.oversize = null;
   }
 
   /** The entry at `path` under the tree `rootOid` ('' is the root itself), or null. */
@@ -635,28 +702,47 @@ export async function walkTree(
 
 /** Directories up to this size are sorted whole (exact, cheap); larger ones are walked in place. */
 const SORT_WHOLE_MAX_ENTRIES = 4_096;
+/** Entries per page of `walkTreePages`: one await per page, not per entry, keeps a walk of millions fast. */
+const WALK_PAGE_ENTRIES = 1_000;
+
+export interface WalkedEntry {
+  path: string;
+  entry: TreeEntry;
+}
 
 /**
- * What `walkTree` visits, in the same order, as a generator: memory is the path from the root
- * to the current directory, not the listing, so a caller can stream a listing of any size and
- * stop early. A large directory is not copied and sorted: git's order differs from name order
- * only where a tree "T" (keyed "T/") follows names "T" + a character below '/' ("T-x", "T.y");
- * each such name makes the walk look "T" up and visit it first. (Names with characters at or
- * above U+D800, where UTF-16 and UTF-8 orders part, are exact only in small directories.)
+ * What `walkTree` visits, in the same order, in pages: memory is the path from the root to the
+ * current directory plus one page, never the listing, so a listing of any size can stream and
+ * its reader may stop early. A large directory is not copied and sorted: git's order differs
+ * from name order only where a tree "T" (keyed "T/") follows names "T" + a character below '/'
+ * ("T-x", "T.y"); each such name makes the walk look "T" up and visit it first. (Names with
+ * characters at or above U+D800, where UTF-16 and UTF-8 orders part, are exact only in small
+ * directories.)
  */
-export async function* walkTreeEntries(
+export async function* walkTreePages(
   trees: TreeCache,
   oid: string,
   prefix: string,
-  sortWholeMaxEntries = SORT_WHOLE_MAX_ENTRIES,
-): AsyncGenerator<{ path: string; entry: TreeEntry }, void, undefined> {
+  options: { pageEntries?: number; sortWholeMaxEntries?: number } = {},
+): AsyncGenerator<WalkedEntry[], void, undefined> {
+  const page: WalkedEntry[] = [];
+  yield* walkInto(trees, oid, prefix, page, options.pageEntries ?? WALK_PAGE_ENTRIES, options.sortWholeMaxEntries ?? SORT_WHOLE_MAX_ENTRIES);
+  if (page.length > 0) yield page;
+}
+
+/** Fill `page`, yielding it (emptied) whenever it is full. */
+async function* walkInto(trees: TreeCache, oid: string, prefix: string, page: WalkedEntry[], pageEntries: number, sortWholeMax: number): AsyncGenerator<WalkedEntry[], void, undefined> {
   const tree = await trees.get(oid);
-  if (tree.size <= sortWholeMaxEntries) {
+  const visit = async function* (path: string, entry: TreeEntry): AsyncGenerator<WalkedEntry[], void, undefined> {
+    page.push({ path, entry });
+    if (page.length >= pageEntries) yield page.splice(0);
+    if (entry.type === 'tree') yield* walkInto(trees, entry.oid, path, page, pageEntries, sortWholeMax);
+  };
+  if (tree.size <= sortWholeMax) {
     const entries = [...tree.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     for (const [name, entry] of entries) {
-      const path = joinPath(prefix, name);
-      yield { path, entry };
-      if (entry.type === 'tree') yield* walkTreeEntries(trees, entry.oid, path, sortWholeMaxEntries);
+      if (entry.type === 'tree' || page.length + 1 >= pageEntries) yield* visit(joinPath(prefix, name), entry);
+      else page.push({ path: joinPath(prefix, name), entry }); // the common case, without a generator
     }
     return;
   }
@@ -669,12 +755,19 @@ export async function* walkTreeEntries(
       const early = visitedEarly.has(before) ? undefined : tree.get(before);
       if (early?.type !== 'tree') continue;
       visitedEarly.add(before);
-      const path = joinPath(prefix, before);
-      yield { path, entry: early };
-      yield* walkTreeEntries(trees, early.oid, path, sortWholeMaxEntries);
+      yield* visit(joinPath(prefix, before), early);
     }
-    const path = joinPath(prefix, name);
-    yield { path, entry };
-    if (entry.type === 'tree') yield* walkTreeEntries(trees, entry.oid, path, sortWholeMaxEntries);
+    if (entry.type === 'tree' || page.length + 1 >= pageEntries) yield* visit(joinPath(prefix, name), entry);
+    else page.push({ path: joinPath(prefix, name), entry });
   }
+}
+
+/** `walkTreePages` one entry at a time. */
+export async function* walkTreeEntries(
+  trees: TreeCache,
+  oid: string,
+  prefix: string,
+  sortWholeMaxEntries = SORT_WHOLE_MAX_ENTRIES,
+): AsyncGenerator<WalkedEntry, void, undefined> {
+  for await (const page of walkTreePages(trees, oid, prefix, { sortWholeMaxEntries })) yield* page;
 }

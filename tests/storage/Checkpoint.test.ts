@@ -286,3 +286,34 @@ describe('compaction in steps', () => {
     expect(fs.readdirSync(dir).filter((name) => name.includes('compact'))).toEqual([]);
   });
 });
+
+describe('leftovers of killed writers', () => {
+  it('the first write after opening removes temp files a kill left (a reused pid too), never one in flight', async () => {
+    const { dir, store } = freshStore();
+    store.write([{ keyspace, name: 'a', value: Buffer.from('1') }]);
+    store.close();
+    // What a SIGKILL leaves: a compaction's new log, a checkpoint temp of another pid, and one
+    // of this very pid (a restarted agent in a container runs under the same pid).
+    const leftovers = [`${STORE_FILE}.compact`, `${CHECKPOINT_FILE}.999999.abc.tmp`, `${CHECKPOINT_FILE}.${process.pid}.def.tmp`];
+    for (const name of leftovers) fs.writeFileSync(path.join(dir, name), Buffer.alloc(4096, 1));
+    const reopened = LogStore.open(dir, batchKey);
+    expect(fs.readdirSync(dir).filter((name) => leftovers.includes(name))).toHaveLength(3); // opening writes nothing
+    reopened.write([{ keyspace, name: 'b', value: Buffer.alloc(2 * 1024 * 1024) }]); // starts a checkpoint in steps
+    expect(fs.readdirSync(dir).filter((name) => leftovers.includes(name))).toEqual([]);
+    // A checkpoint written now keeps the one in flight (it is this process's own).
+    let inFlight: string[] = [];
+    for (let turn = 0; turn < 1000 && inFlight.length === 0; turn++) {
+      await nextTurn();
+      inFlight = fs.readdirSync(dir).filter((name) => name.endsWith('.tmp'));
+    }
+    expect(inFlight).toHaveLength(1);
+    const other = LogStore.open(dir, batchKey);
+    other.checkpoint();
+    expect(fs.existsSync(path.join(dir, inFlight[0]!))).toBe(true);
+    other.close();
+    await reopened.settled();
+    expect(fs.readdirSync(dir).filter((name) => name.endsWith('.tmp') || name.endsWith('.compact'))).toEqual([]);
+    expect(reopened.get(keyspace, 'b')?.length).toBe(2 * 1024 * 1024);
+    reopened.close();
+  });
+});
