@@ -1,6 +1,6 @@
 /** Tunables in one place, units in the names. */
 
-/** argon2id defaults for wrapping the node's master secret (OWASP-level, DESIGN.md minimum). */
+/** argon2id defaults for wrapping the node's master secret (OWASP-level: at least 64 MiB, t=3). */
 export const KDF_DEFAULT_MEMORY_KIB = 65_536;
 export const KDF_DEFAULT_ITERATIONS = 3;
 export const KDF_DEFAULT_PARALLELISM = 1;
@@ -80,6 +80,13 @@ export const SECRET_VALUE_MAX_BYTES = 64 * 1_024 * 1_024;
 export const LARGE_BLOB_THRESHOLD_BYTES = 4 * 1_024 * 1_024;
 /** A large blob's chunks are written in batches of about this many bytes (one fsync each). */
 export const LARGE_BLOB_BATCH_BYTES = 8 * 1_024 * 1_024;
+/**
+ * Bundle export builds git's pack in memory (isomorphic-git): a large value is materialised
+ * only up to this size, and all of a bundle's large values up to the total; past either the
+ * export is refused (ERR_NOT_SUPPORTED), never attempted.
+ */
+export const BUNDLE_LARGE_VALUE_MAX_BYTES = 64 * 1_024 * 1_024;
+export const BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES = 256 * 1_024 * 1_024;
 
 /**
  * The agent's socket: limits that bound its memory whatever its clients send (docs/agent-security.md).
@@ -96,12 +103,13 @@ export const AGENT_MAX_INFLIGHT_PER_CONNECTION = 4;
 export const AGENT_MAX_PENDING_BYTES = 256 * 1_024 * 1_024;
 /**
  * A streamed reply (secrets.ls, vaults.log; docs/api.md) goes in frames of at most this many
- * items or about this many bytes (one item may exceed it), or sooner when items come slowly,
- * so what the agent holds for a stream is one frame plus the socket's buffer.
+ * items and about this many bytes (one larger item goes alone), as the walk's pages come, so
+ * what the agent holds for a stream is one page plus the socket's buffer.
  */
 export const STREAM_FRAME_MAX_ITEMS = 1_000;
 export const STREAM_FRAME_MAX_BYTES = 64 * 1_024;
-export const STREAM_FRAME_FLUSH_MS = 10;
+/** A stream writes ahead while its socket holds less than this unsent, so the walk and the reader overlap. */
+export const STREAM_MAX_QUEUED_BYTES = 256 * 1_024;
 /** Stream frames a client holds before it stops reading its socket (the agent then waits). */
 export const CLIENT_STREAM_MAX_QUEUED_FRAMES = 8;
 /** A started frame must be complete within this (slow or stuck clients are dropped). */

@@ -2,7 +2,9 @@ import { deflateSync } from 'node:zlib';
 import { KeynodeError } from '../errors.js';
 import type { LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
-import { readWrappedObject } from './objectRecords.js';
+import { BUNDLE_LARGE_VALUE_MAX_BYTES } from '../constants.js';
+import { largeBlobChunks, largeBlobSize } from './largeBlobs.js';
+import { LargeObjectError, objectRecordName, readWrappedObject } from './objectRecords.js';
 
 /**
  * The read-only file system isomorphic-git sees when it packs a vault for bundle export, the
@@ -41,7 +43,28 @@ export class EncryptedGitFs {
 
   private wrapped(path: unknown): Buffer | undefined {
     const oid = objectId(path);
-    return oid === null ? undefined : readWrappedObject((name) => this.store.get(this.keyspace, name), oid);
+    if (oid === null) return undefined;
+    try {
+      return readWrappedObject((name) => this.store.get(this.keyspace, name), oid);
+    } catch (error) {
+      if (!(error instanceof LargeObjectError)) throw error;
+      return this.materializeLargeBlob(oid, error.manifest);
+    }
+  }
+
+  /**
+   * A large blob whole, for git's pack (built in memory): bounded by BUNDLE_LARGE_VALUE_MAX_BYTES
+   * (Vault.exportBundle refuses larger values before packing; this is the backstop).
+   */
+  private materializeLargeBlob(oid: string, manifest: Buffer): Buffer {
+    const size = largeBlobSize(manifest);
+    if (size === null) throw new KeynodeError('ERR_INTEGRITY', `large value ${oid.slice(0, 12)} is damaged (its manifest is malformed)`, { oid });
+    if (size > BUNDLE_LARGE_VALUE_MAX_BYTES) throw new KeynodeError('ERR_NOT_SUPPORTED', 'a value is too large for a bundle export', { size, limit: BUNDLE_LARGE_VALUE_MAX_BYTES });
+    const header = Buffer.from(`blob ${size}\0`, 'ascii');
+    const whole = Buffer.allocUnsafe(header.length + size);
+    let at = header.copy(whole, 0);
+    for (const chunk of largeBlobChunks({ store: this.store, keyspace: this.keyspace, oid, manifest })) at += chunk.copy(whole, at);
+    return whole;
   }
 
   private readonly refuse = async (path?: unknown): Promise<never> => {
@@ -58,7 +81,9 @@ export class EncryptedGitFs {
       return encoding === 'utf8' ? deflated.toString('utf8') : deflated;
     },
     stat: async (path: string) => {
-      if (this.wrapped(path) !== undefined) return FILE_STAT;
+      // Existence only: building the object (a delta tree, a large value) is readFile's work.
+      const oid = objectId(path);
+      if (oid !== null && this.store.has(this.keyspace, objectRecordName(oid))) return FILE_STAT;
       if (path === GITDIR || path === `${GITDIR}/objects`) return DIR_STAT;
       throw notFound(path);
     },

@@ -6,12 +6,14 @@ import type { Keyspace } from '../storage/Keyspace.js';
 import { writeFileAtomic } from '../storage/files.js';
 import { EncryptedGitFs, GITDIR } from './EncryptedGitFs.js';
 import { encodeBlob } from './gitObjects.js';
-import { objectRecordName } from './objectRecords.js';
+import { LargeObjectError, objectRecordName } from './objectRecords.js';
+import { LARGE_BLOB_THRESHOLD_BYTES } from '../constants.js';
+import { assertBundleExportable, largeBlobChunkRecords, readLargeValueWhole, stageValue, type ValueSource } from './valueStreams.js';
 import { History, changedPaths, type DiffEntry, type LogCommit } from './history.js';
 import { HistoryIndex, INDEX_META_RECORD, IndexInconsistent, WIDE_CHANGE_PATHS, commitIndexRecordNames, commitRecordName, indexError } from './historyIndex.js';
 import { ObjectStore } from './objects.js';
 import { baseName, joinPath, normalizeSecretPath } from './paths.js';
-import { BLOB_MODE, CompactTree, TreeCache, TreeDraft, walkTreeEntries, type DirectoryEdit, type LoadedTree, type TreeEntry, type WrittenTree } from './trees.js';
+import { BLOB_MODE, CompactTree, TreeCache, TreeDraft, walkTreePages, type DirectoryEdit, type LoadedTree, type TreeEntry, type WrittenTree } from './trees.js';
 import { loadStoredTree, writeStoredTree } from './treeStore.js';
 
 export interface Author {
@@ -82,7 +84,6 @@ export class Vault {
   private indexedHead: string | null = null;
   private head: string;
   private rootTree: string;
-  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private vaultName: string,
@@ -192,7 +193,41 @@ export class Vault {
       if (entry.type === 'tree') {
         throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
       }
-      return this.readBlob(entry.oid);
+      try {
+        return this.readBlob(entry.oid);
+      } catch (error) {
+        if (!(error instanceof LargeObjectError)) throw error;
+        // Whole up to SECRET_VALUE_MAX_BYTES; past it a clear refusal, never a gigabyte buffer.
+        return await readLargeValueWhole({ store: this.store, keyspace: this.keyspace, oid: entry.oid, manifest: error.manifest, what: `${this.vaultName}:${normalized}` });
+      }
+    } catch (error) {
+      throw this.integrity(error, normalized);
+    }
+  }
+
+  /**
+   * The bytes of the secret at `path` (at HEAD or `version`) in pieces, in bounded memory
+   * whatever the size: a small value in one piece, a large one chunk (1 MiB) by chunk, each
+   * verified before it is handed out. Errors are readSecret's, thrown when iterated.
+   */
+  async *readSecretStream(path: string, options: { version?: string } = {}): AsyncGenerator<Buffer, void, undefined> {
+    const normalized = normalizeSecretPath(path);
+    let oid: string;
+    try {
+      const entry = await this.entryAt(normalized, options.version);
+      if (!entry) {
+        const at = options.version ? ` at ${options.version}` : '';
+        throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${normalized}${at}`, { vault: this.vaultName, path: normalized });
+      }
+      if (entry.type === 'tree') {
+        throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
+      }
+      oid = entry.oid;
+    } catch (error) {
+      throw this.integrity(error, normalized);
+    }
+    try {
+      yield* this.objects.readBlobStream(oid);
     } catch (error) {
       throw this.integrity(error, normalized);
     }
@@ -211,30 +246,37 @@ export class Vault {
   /** Secrets and directories under `dir` ('' is the whole vault), recursively unless told otherwise. */
   async list(dir = '', options: { version?: string; recursive?: boolean } = {}): Promise<SecretEntry[]> {
     const result: SecretEntry[] = [];
-    for await (const entry of this.listEntries(dir, options)) result.push(entry);
+    for await (const page of this.listPages(dir, options)) for (const entry of page) result.push(entry);
     return result;
   }
 
-  /**
-   * `list` as a generator, in the same order: depth first, by name. It holds the trees on the
-   * path being walked, never the listing, so a listing of any size streams; the caller may stop.
-   * The version is resolved once: a write meanwhile does not change what is listed.
-   */
+  /** `list` one entry at a time: a listing of any size in bounded memory; the caller may stop. */
   async *listEntries(dir = '', options: { version?: string; recursive?: boolean } = {}): AsyncGenerator<SecretEntry, void, undefined> {
+    for await (const page of this.listPages(dir, options)) yield* page;
+  }
+
+  /**
+   * `list` in pages (in order: depth first, by name), holding the trees on the path being walked
+   * and one page, never the listing. The version is resolved once: a write meanwhile does not
+   * change what is listed. What the agent streams (api/handlers.ts).
+   */
+  async *listPages(dir = '', options: { version?: string; recursive?: boolean } = {}): AsyncGenerator<SecretEntry[], void, undefined> {
     const normalized = normalizeSecretPath(dir, { allowRoot: true });
     try {
       const entry = await this.entryAt(normalized, options.version);
       if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret or directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
       if (entry.type === 'blob') {
-        yield { path: normalized, type: 'secret' };
+        yield [{ path: normalized, type: 'secret' }];
         return;
       }
       if (options.recursive === false) {
         const tree = await this.trees.get(entry.oid);
-        for (const name of [...tree.keys()].sort()) yield { path: joinPath(normalized, name), type: tree.get(name)!.type === 'tree' ? 'dir' : 'secret' };
+        yield [...tree.keys()].sort().map((name) => ({ path: joinPath(normalized, name), type: tree.get(name)!.type === 'tree' ? 'dir' : 'secret' }));
         return;
       }
-      for await (const { path, entry: child } of walkTreeEntries(this.trees, entry.oid, normalized)) yield { path, type: child.type === 'tree' ? 'dir' : 'secret' };
+      for await (const page of walkTreePages(this.trees, entry.oid, normalized)) {
+        yield page.map(({ path, entry: child }): SecretEntry => ({ path, type: child.type === 'tree' ? 'dir' : 'secret' }));
+      }
     } catch (error) {
       throw this.integrity(error, normalized);
     }
@@ -245,7 +287,7 @@ export class Vault {
     try {
       const entry = await this.entryAt(normalized);
       if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
-      const size = entry.type === 'blob' ? this.readBlob(entry.oid).length : (await this.trees.get(entry.oid)).size;
+      const size = entry.type === 'blob' ? this.objects.blobSize(entry.oid) : (await this.trees.get(entry.oid)).size;
       const [modified] = await this.log({ path: normalized, limit: 1 });
       return { path: normalized, type: entry.type === 'tree' ? 'dir' : 'secret', size, modified: modified ?? null };
     } catch (error) {
@@ -305,16 +347,24 @@ export class Vault {
     return this.withHistory(async (head) => (await this.history.walk(head, { path, limit: options.limit })).map(({ oid, commit }) => commitInfo(oid, commit)));
   }
 
-  /**
-   * `log` as a generator (streamed to its reader; the caller may stop): the commits of HEAD as
-   * it is when the walk starts. An index found inconsistent is rebuilt once and the walk goes on
-   * past the commits already given.
-   */
+  /** `log` one commit at a time; the caller may stop. */
   async *logEntries(options: { path?: string; limit?: number } = {}): AsyncGenerator<CommitInfo, void, undefined> {
+    for await (const page of this.logPages(options)) yield* page;
+  }
+
+  /**
+   * `log` in pages of up to `pageCommits` (streamed to its reader; the caller may stop): the
+   * commits of HEAD as it is when the walk starts. An index found inconsistent is rebuilt once
+   * and the walk goes on past the commits already given.
+   */
+  async *logPages(options: { path?: string; limit?: number; pageCommits?: number } = {}): AsyncGenerator<CommitInfo[], void, undefined> {
     const path = options.path === undefined ? undefined : normalizeSecretPath(options.path, { allowRoot: true });
+    const pageCommits = options.pageCommits ?? 500;
     const head = await this.withHistory(async (current) => current);
     let given = 0;
     for (let attempt = 0; ; attempt++) {
+      let page: CommitInfo[] = [];
+      let pageStarted = 0;
       try {
         let skip = given;
         for await (const { oid, commit } of this.history.commits(head, { path, limit: options.limit })) {
@@ -322,9 +372,16 @@ export class Vault {
             skip--;
             continue;
           }
-          given++;
-          yield commitInfo(oid, commit);
+          if (page.length === 0) pageStarted = performance.now();
+          page.push(commitInfo(oid, commit));
+          // The first page small and any page once it waited 20 ms (a --path walk finds commits slowly): output starts at once.
+          if (page.length >= (given === 0 ? 20 : pageCommits) || performance.now() - pageStarted > 20) {
+            given += page.length;
+            yield page;
+            page = [];
+          }
         }
+        if (page.length > 0) yield page;
         return;
       } catch (error) {
         if (!(error instanceof IndexInconsistent)) throw this.integrity(error);
@@ -333,6 +390,7 @@ export class Vault {
       }
     }
   }
+
 
   /**
    * Resolve HEAD, a full commit id or an unambiguous prefix of at least 4 hex digits, with
@@ -348,9 +406,26 @@ export class Vault {
       const [fromTree, toTree] = [await this.treeOf(from), await this.treeOf(to)];
       const result = await this.history.diffTrees(fromTree, toTree);
       if (options.values) {
+        // A large value is never read whole here: its size stands in for it (beforeSize/afterSize).
+        const valueOf = (oid: string): { value?: Buffer; size?: number } => {
+          try {
+            return { value: this.readBlob(oid) };
+          } catch (error) {
+            if (!(error instanceof LargeObjectError)) throw error;
+            return { size: this.objects.blobSize(oid) };
+          }
+        };
         for (const entry of result) {
-          if (entry.status !== 'added') entry.before = this.readBlob((await this.trees.lookup(fromTree, entry.path))!.oid);
-          if (entry.status !== 'removed') entry.after = this.readBlob((await this.trees.lookup(toTree, entry.path))!.oid);
+          if (entry.status !== 'added') {
+            const { value, size } = valueOf((await this.trees.lookup(fromTree, entry.path))!.oid);
+            if (value) entry.before = value;
+            else entry.beforeSize = size;
+          }
+          if (entry.status !== 'removed') {
+            const { value, size } = valueOf((await this.trees.lookup(toTree, entry.path))!.oid);
+            if (value) entry.after = value;
+            else entry.afterSize = size;
+          }
         }
       }
       return result;
@@ -361,10 +436,9 @@ export class Vault {
 
   // --- writing -------------------------------------------------------------------------
 
+  /** The store's one write queue (shared with every vault and the registry). */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.store.exclusive(work);
   }
 
   private writeCommitObject(tree: string, parents: string[], message: string): string {
@@ -376,8 +450,7 @@ export class Vault {
    * `touched` (and under them) changed decides its path records. The index must be current.
    */
   private async stageIndexFor(commit: string, tree: string, touched: readonly string[]): Promise<BatchOp[]> {
-    const parent = this.index.requireRecord(this.head);
-    const changed = parent.merges ? null : await changedPaths(this.trees, this.rootTree, tree, touched, WIDE_CHANGE_PATHS);
+    const changed = await changedPaths(this.trees, this.rootTree, tree, touched, WIDE_CHANGE_PATHS);
     this.index.addCommit(commit, { parents: [this.head], time: this.objects.readCommit(commit).committer.timestamp }, changed);
     this.index.setIndexedHead(commit);
     return this.index.takePending();
@@ -467,7 +540,54 @@ export class Vault {
   /** Store `value` at `path` as a new commit. */
   async writeSecret(path: string, value: Uint8Array, options: { message?: string } = {}): Promise<WriteResult> {
     const normalized = normalizeSecretPath(path);
+    // A large value is kept in chunks (readable as a stream later), whichever call wrote it.
+    if (value.length > LARGE_BLOB_THRESHOLD_BYTES) return this.writeSecretStream(normalized, [value], { size: value.length, message: options.message });
     return this.applyEdits([{ path: normalized, value }], options.message ?? `set ${normalized}`);
+  }
+
+  /**
+   * Store the bytes of `source` (a Readable, a generator…) at `path` as a new commit, in bounded
+   * memory whatever the size. A value over LARGE_BLOB_THRESHOLD_BYTES is staged as chunk records
+   * first, outside the store's write queue (other writers go on meanwhile); the commit then lands
+   * its manifest with the trees and head in one batch. `size`, when known, lets the git id be
+   * hashed as the value streams by; a source of another length is refused, nothing stored.
+   */
+  async writeSecretStream(path: string, source: ValueSource, options: { size?: number; message?: string } = {}): Promise<WriteResult> {
+    const normalized = normalizeSecretPath(path);
+    const message = options.message ?? `set ${normalized}`;
+    const staged = await stageValue({ store: this.store, keyspace: this.keyspace, source, size: options.size });
+    if (staged.kind === 'small') return this.applyEdits([{ path: normalized, value: staged.value }], message);
+    try {
+      return await this.commitTree(message, async (touched) => {
+        const draft = new TreeDraft(this.trees, this.rootTree);
+        if ((await draft.lookup(normalized))?.type === 'tree') {
+          throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
+        }
+        touched.push(normalized);
+        const manifest = staged.commitOps[0];
+        if (manifest && 'value' in manifest && manifest.value) this.objects.putObject(staged.oid, manifest.value);
+        await draft.set(normalized, { mode: BLOB_MODE, type: 'blob', oid: staged.oid });
+        return draft.write(this.writeTreeObject);
+      });
+    } finally {
+      this.discardUnusedChunks(staged);
+    }
+  }
+
+  /**
+   * Delete staged chunks whose manifest did not land (the commit failed, or the same value
+   * landed meanwhile under another manifest); best effort: a crash leaves them as orphans.
+   */
+  private discardUnusedChunks(staged: { oid: string; commitOps: readonly BatchOp[]; chunkNames: () => Iterable<string> }): void {
+    const manifest = staged.commitOps[0];
+    if (!manifest || !('value' in manifest) || !manifest.value) return;
+    try {
+      const stored = this.store.get(this.keyspace, objectRecordName(staged.oid));
+      if (stored !== undefined && Buffer.compare(stored, manifest.value) === 0) return;
+      this.store.write([...staged.chunkNames()].map((name) => ({ keyspace: this.keyspace, name, delete: true as const })));
+    } catch {
+      /* orphans cost space only; keynode check reports them */
+    }
   }
 
   /** Store many secrets in one commit (imports, bulk loads). */
@@ -592,6 +712,8 @@ export class Vault {
       throw this.integrity(error);
     }
     const names = new Set(reachable.objects.map((oid) => `obj/${oid}`));
+    // A large value's chunks too, or a deleted vault's chunks would stay on disk for ever.
+    for (const name of largeBlobChunkRecords(this.store, this.keyspace, reachable.objects)) names.add(name);
     for (const commit of reachable.commits) {
       let record = null;
       try {
@@ -614,6 +736,7 @@ export class Vault {
   /** Write the whole history as a git bundle (v2) that `git clone` reads. Plaintext: the caller confirms. */
   async exportBundle(file: string): Promise<{ commit: string; objects: number; bytes: number }> {
     const oids = await this.reachableObjects();
+    assertBundleExportable(this.store, this.keyspace, oids, this.vaultName);
     const { packfile } = await git.packObjects({ fs: new EncryptedGitFs(this.store, this.keyspace), gitdir: GITDIR, oids });
     if (!packfile) throw new KeynodeError('ERR_INTERNAL', 'git produced no pack');
     const header = Buffer.from(`# v2 git bundle\n${this.head} HEAD\n${this.head} refs/heads/main\n\n`, 'ascii');

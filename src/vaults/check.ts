@@ -4,7 +4,8 @@ import { isKeynodeError } from '../errors.js';
 import type { LogStore } from '../storage/LogStore.js';
 import { Keyspace } from '../storage/Keyspace.js';
 import { parseTreeContent } from './gitObjects.js';
-import { readWrappedObject } from './objectRecords.js';
+import { largeBlobChunkNames, largeBlobChunks, parseLargeBlobManifest } from './largeBlobs.js';
+import { LargeObjectError, readWrappedObject } from './objectRecords.js';
 import { checkIndexRecords } from './historyIndex.js';
 import { joinPath } from './paths.js';
 import { HEAD_RECORD } from './Vault.js';
@@ -94,7 +95,7 @@ function readRecord(store: LogStore, keyspace: Keyspace, name: string): Buffer |
  * there); 'damaged' when a record it needs fails its integrity check or a delta does not
  * rebuild to its id. Every record read, chain bases included, is reported as seen.
  */
-function readObject(store: LogStore, keyspace: Keyspace, oid: string, onRecord: RecordSeen): Buffer | 'damaged' | undefined {
+function readObject(store: LogStore, keyspace: Keyspace, oid: string, onRecord: RecordSeen): Buffer | LargeObjectError | 'damaged' | undefined {
   const readStored = (name: string): Buffer | undefined => {
     let value: Buffer | undefined;
     try {
@@ -109,7 +110,25 @@ function readObject(store: LogStore, keyspace: Keyspace, oid: string, onRecord: 
   try {
     return readWrappedObject(readStored, oid);
   } catch (error) {
+    if (error instanceof LargeObjectError) return error; // a large blob's manifest: verified by streaming it
     if (isKeynodeError(error, 'ERR_INTEGRITY')) return 'damaged';
+    throw error;
+  }
+}
+
+/**
+ * Verify a large blob by reading it through (every chunk opened, the whole hashed: memory of a
+ * chunk), reporting each chunk record as seen. The problem found, or null.
+ */
+function verifyLargeBlob(store: LogStore, keyspace: Keyspace, large: LargeObjectError, onRecord: RecordSeen): string | null {
+  // Every chunk the manifest names is reached, even past a damaged one: none of them is an orphan.
+  const manifest = parseLargeBlobManifest(large.manifest);
+  if (manifest) for (const name of largeBlobChunkNames(manifest)) if (store.has(keyspace, name)) onRecord(keyspace, name);
+  try {
+    for (const chunk of largeBlobChunks({ store, keyspace, oid: large.oid, manifest: large.manifest })) void chunk;
+    return null;
+  } catch (error) {
+    if (isKeynodeError(error, 'ERR_INTEGRITY')) return error.message;
     throw error;
   }
 }
@@ -194,6 +213,15 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
     }
     if (wrapped === 'damaged') {
       damage('damaged-record', `${where} failed its integrity check`, about);
+      continue;
+    }
+    if (wrapped instanceof LargeObjectError) {
+      if (ref.type !== 'blob') damage('bad-object', `${where} is a large blob`, about);
+      else {
+        const problem = verifyLargeBlob(store, keyspace, wrapped, onRecord);
+        if (problem) damage('damaged-record', `${where}: ${problem}`, about);
+        else counts.blobs++;
+      }
       continue;
     }
     if (createHash('sha1').update(wrapped).digest('hex') !== ref.oid) {

@@ -10,7 +10,10 @@ import { CompactTree, TREE_MODE, type Tree, type TreeEntry } from './trees.js';
  * History over a vault's commit graph: resolve, log, per-path changes, diff, reachability.
  * Every walk follows all parents. Queries go through the history index (historyIndex.ts) and
  * check what it says against the commit objects they read anyway; a disagreement throws
- * IndexInconsistent, and the vault rebuilds the index and asks again.
+ * IndexInconsistent, and the vault rebuilds the index and asks again. Long walks read log pages
+ * (one record per 256 commits) and skip commits by their recorded changed paths: those index
+ * records are sealed under the vault key and checked for their own consistency, and every
+ * commit a path query answers with is confirmed on its trees.
  */
 
 /** What history needs of trees (the vault's TreeCache). */
@@ -32,6 +35,9 @@ export interface DiffEntry {
   status: 'added' | 'removed' | 'modified';
   before?: Buffer;
   after?: Buffer;
+  /** With values, for a large value (never read whole by a diff): its size in place of its bytes. */
+  beforeSize?: number;
+  afterSize?: number;
 }
 
 const EMPTY: Tree = new Map();
@@ -261,7 +267,7 @@ export class History {
       const fact = facts.get(oid)!;
       const parents = fact.parents.map((parent) => this.index.requireRecord(parent));
       let changed: string[] | null = null;
-      if (parents.length <= 1 && !parents.some((parent) => parent.merges)) {
+      if (parents.length <= 1) {
         const parentTree = fact.parents[0] === undefined ? null : (facts.get(fact.parents[0])?.tree ?? this.objects.readCommit(fact.parents[0]).tree);
         changed = await changedPaths(this.trees, parentTree, fact.tree, [''], WIDE_CHANGE_PATHS);
       }
@@ -366,6 +372,28 @@ export class History {
     return true;
   }
 
+  /**
+   * `changes` during a walk: a one-parent, narrow commit answers from the paths its index
+   * entry says it changed (a hit is confirmed on the trees); merges, root and wide commits
+   * compare trees.
+   */
+  private async changedInWalk(oid: string, commit: LogCommit, path: string, entry: LogEntry | undefined, treeOf: (oid: string) => string | undefined): Promise<boolean> {
+    if (commit.parents.length === 1) {
+      let changed = entry?.changed ?? null;
+      if (!entry) {
+        const record = this.index.requireRecord(oid);
+        if (record.parents.length !== 1 || record.parents[0] !== commit.parents[0]) throw new IndexInconsistent(`parents of ${oid.slice(0, 12)} disagree`);
+        changed = record.wide ? null : record.changed;
+      }
+      if (changed !== null) {
+        if (!changed.includes(path)) return false;
+        if (!(await this.changes(commit, path, treeOf))) throw new IndexInconsistent(`${oid.slice(0, 12)} is recorded as changing a path it did not change`);
+        return true;
+      }
+    }
+    return this.changes(commit, path, treeOf);
+  }
+
   /** A log page entry as a LogCommit (a message left out of the page is read from the object). */
   private logCommit(entry: LogEntry): LogCommit {
     return { tree: entry.tree, parents: entry.parents, author: entry.author, message: entry.message ?? this.objects.readCommit(entry.oid).message };
@@ -414,7 +442,7 @@ export class History {
         const commit: LogCommit = entry ? this.logCommit(entry) : this.objects.readCommit(oid);
         if (commit.parents.length > 1) throw new IndexInconsistent('a merge in a history recorded as linear');
         if (depth === 0 && commit.parents.length > 0) throw new IndexInconsistent('a commit below the recorded root');
-        if (path === undefined || (await this.changes(commit, path, treeOf))) {
+        if (path === undefined || (await this.changedInWalk(oid, commit, path, entry, treeOf))) {
           produced++;
           yield { oid, commit };
         }
@@ -440,21 +468,28 @@ export class History {
     while (queue.size > 0 && produced < limit) {
       const { oid } = queue.pop()!;
       const entry = loaded.get(oid);
-      let commit: LogCommit;
-      if (entry) {
-        commit = this.logCommit(entry);
-      } else {
-        const record = this.index.requireRecord(oid);
-        commit = this.objects.readCommit(oid);
-        if (commit.parents.length !== record.parents.length || commit.parents.some((parent, i) => parent !== record.parents[i])) {
-          throw new IndexInconsistent(`parents of ${oid.slice(0, 12)} disagree`);
+      const record = entry ? null : this.index.requireRecord(oid);
+      let parents = entry ? entry.parents : record!.parents;
+      // A path log passes over a one-parent commit whose index entry says it left the path
+      // alone without reading its object (hits are confirmed on the objects and trees).
+      const changed = entry ? entry.changed : record!.parents.length === 1 && !record!.wide ? record!.changed : null;
+      if (path === undefined || changed === null || changed.includes(path)) {
+        let commit: LogCommit;
+        if (entry) {
+          commit = this.logCommit(entry);
+        } else {
+          commit = this.objects.readCommit(oid);
+          if (commit.parents.length !== parents.length || commit.parents.some((parent, i) => parent !== parents[i])) {
+            throw new IndexInconsistent(`parents of ${oid.slice(0, 12)} disagree`);
+          }
+        }
+        parents = commit.parents;
+        if (path === undefined || (await this.changedInWalk(oid, commit, path, entry, treeOf))) {
+          produced++;
+          yield { oid, commit };
         }
       }
-      if (path === undefined || (await this.changes(commit, path, treeOf))) {
-        produced++;
-        yield { oid, commit };
-      }
-      for (const parent of commit.parents) {
+      for (const parent of parents) {
         if (queued.has(parent)) continue;
         queued.add(parent);
         const key = keyOf(parent);

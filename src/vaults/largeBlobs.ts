@@ -5,7 +5,10 @@ import { LARGE_BLOB_BATCH_BYTES } from '../constants.js';
 import { KeynodeError } from '../errors.js';
 import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
-import { objectRecordName } from './objectRecords.js';
+import { LARGE_BLOB_TAG, isLargeBlobRecord, objectRecordName } from './objectRecords.js';
+
+// The tag lives with the other stored forms of objects (objectRecords.ts reads every object record).
+export { LARGE_BLOB_TAG, isLargeBlobRecord };
 
 /**
  * How a blob too large to hold in memory is kept in a vault's keyspace (docs/chunked-values.md).
@@ -27,7 +30,6 @@ import { objectRecordName } from './objectRecords.js';
  * batch. A crash in between leaves chunk records nothing names: orphans (`keynode check` counts
  * them, nothing acknowledged is lost).
  */
-export const LARGE_BLOB_TAG = Buffer.from('\0keynode-large-blob-1\0', 'latin1');
 const MANIFEST_BYTES = LARGE_BLOB_TAG.length + 8 + 4 + STREAM_SALT_BYTES + 20;
 /** Chunk sizes a manifest may name: larger would let one record decide how much a read holds. */
 const MAX_CHUNK_BYTES = 64 * 1_024 * 1_024;
@@ -39,11 +41,6 @@ export interface LargeBlobManifest {
   salt: Buffer;
   /** Number of chunk records (1 for an empty value: its one, empty, last chunk). */
   chunkCount: number;
-}
-
-/** Whether an object record holds a large blob's manifest rather than the object itself. */
-export function isLargeBlobRecord(record: Uint8Array): boolean {
-  return record.length >= LARGE_BLOB_TAG.length && Buffer.from(record.buffer, record.byteOffset, LARGE_BLOB_TAG.length).equals(LARGE_BLOB_TAG);
 }
 
 function chunkCountOf(size: number, chunkBytes: number): number {
@@ -120,7 +117,16 @@ export interface ReadLargeBlobOptions {
  * duplicated, cut or foreign chunk fails with ERR_INTEGRITY before any of its bytes are handed
  * out. Memory: a chunk or two, whatever the size.
  */
-export async function* readLargeBlob({ store, keyspace, oid, manifest }: ReadLargeBlobOptions): AsyncGenerator<Buffer, void, undefined> {
+export async function* readLargeBlob(options: ReadLargeBlobOptions): AsyncGenerator<Buffer, void, undefined> {
+  yield* largeBlobChunks(options);
+}
+
+/**
+ * `readLargeBlob` for synchronous readers (`keynode check`, bundle export through git's fs):
+ * the same checks, the same memory bound.
+ */
+export function* largeBlobChunks(options: ReadLargeBlobOptions): Generator<Buffer, void, undefined> {
+  const { store, keyspace, oid, manifest } = options;
   const record = manifest ?? store.get(keyspace, objectRecordName(oid));
   if (record === undefined) throw new KeynodeError('ERR_INTEGRITY', `large value ${oid.slice(0, 12)} is missing`, { oid });
   const parsed = parseLargeBlobManifest(record);
@@ -132,6 +138,21 @@ export async function* readLargeBlob({ store, keyspace, oid, manifest }: ReadLar
     hash.update(plaintext);
     if (++index === parsed.chunkCount && hash.digest('hex') !== oid) throw damaged(oid, 'its content does not hash to its id');
     yield plaintext;
+  }
+}
+
+/**
+ * The manifests among the object records of `oids` (for vault deletion and bundle export).
+ * A record's stored length rules most objects out without decrypting them: only records of a
+ * manifest's exact length are read.
+ */
+export function* largeBlobManifestsAmong(store: LogStore, keyspace: Keyspace, oids: Iterable<string>): Generator<LargeBlobManifest> {
+  for (const oid of oids) {
+    const name = objectRecordName(oid);
+    if (store.valueLength(keyspace, name) !== MANIFEST_BYTES) continue;
+    const record = store.get(keyspace, name);
+    const manifest = record === undefined || !isLargeBlobRecord(record) ? null : parseLargeBlobManifest(record);
+    if (manifest) yield manifest;
   }
 }
 

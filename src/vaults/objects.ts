@@ -3,7 +3,8 @@ import { KeynodeError } from '../errors.js';
 import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
 import { encodeCommit, type CommitFields } from './gitObjects.js';
-import { objectRecordName, readWrappedObject } from './objectRecords.js';
+import { largeBlobSize, readLargeBlob } from './largeBlobs.js';
+import { LargeObjectError, objectRecordName, readWrappedObject } from './objectRecords.js';
 
 /**
  * A vault's git objects: read (SHA-1 verified), parse commits, and stage new objects for the
@@ -159,7 +160,14 @@ export class ObjectStore {
   readCommit(oid: string): ParsedCommit {
     const cached = this.commits.get(oid);
     if (cached) return cached;
-    const { type, content } = this.readObject(oid);
+    let object: { type: string; content: Buffer };
+    try {
+      object = this.readObject(oid);
+    } catch (error) {
+      if (error instanceof LargeObjectError) throw this.damaged(); // a blob's manifest where a commit should be
+      throw error;
+    }
+    const { type, content } = object;
     const commit = type === 'commit' ? parseCommitContent(content) : null;
     if (!commit) throw this.damaged();
     this.commits.set(oid, commit);
@@ -170,6 +178,34 @@ export class ObjectStore {
     const { type, content } = this.readObject(oid);
     if (type !== 'blob') throw this.damaged();
     return content;
+  }
+
+  /**
+   * A blob's content in pieces: a small blob in one, a large one chunk by chunk as it is
+   * verified (largeBlobs.ts), never whole. Errors as readBlob's, thrown when iterated.
+   */
+  async *readBlobStream(oid: string): AsyncGenerator<Buffer, void, undefined> {
+    let blob: Buffer;
+    try {
+      blob = this.readBlob(oid);
+    } catch (error) {
+      if (!(error instanceof LargeObjectError)) throw error;
+      yield* readLargeBlob({ store: this.store, keyspace: this.keyspace, oid, manifest: error.manifest });
+      return;
+    }
+    yield blob;
+  }
+
+  /** A blob's size; a large blob's from its manifest alone (no chunk read). */
+  blobSize(oid: string): number {
+    try {
+      return this.readBlob(oid).length;
+    } catch (error) {
+      if (!(error instanceof LargeObjectError)) throw error;
+      const size = largeBlobSize(error.manifest);
+      if (size === null) throw this.damaged();
+      return size;
+    }
   }
 
   has(oid: string): boolean {
