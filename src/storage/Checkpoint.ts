@@ -12,7 +12,7 @@ import { ROW_BYTES, ROW_WORDS, type RecordIndex } from './RecordIndex.js';
  * The index checkpoint (`store.checkpoint`): the record index as of one batch of the log, so
  * opening replays only the batches after it instead of the whole log.
  *
- *   file      = MAGIC "KNCKPT01" | nonce (12) | AES-256-GCM(checkpointKey, plaintext, aad = MAGIC) | tag (16)
+ *   file      = MAGIC "KNCKPT01" | nonce (12) | AES-256-GCM(checkpointKey, plaintext, aad = MAGIC | logFileId u64) | tag (16)
  *   plaintext = sequence u64 | end u64 | batchStart u64 | batchMac (32) | count u64 | row*count
  *   row       = record id (32) | value offset float64 | value length u32 | 0 u32    (little-endian)
  *   checkpointKey = HKDF-SHA256(batch key, "keynode/store/checkpoint")
@@ -22,7 +22,11 @@ import { ROW_BYTES, ROW_WORDS, type RecordIndex } from './RecordIndex.js';
  * this node's and whole) and the log still holds that very batch at that place (its length tag,
  * MAC and sequence verify and the MAC is the one recorded); anything else (damaged, foreign,
  * from before a compaction, beyond a cut log) is ignored and the log replayed in full. Nothing
- * in it is plaintext except the magic.
+ * in it is plaintext except the magic. `logFileId` (the log file's inode number, in the AAD, not
+ * stored) binds a checkpoint to the one log file it was made from: a copy of the node directory
+ * has its own log file, so a checkpoint carried from one copy to another fails authentication,
+ * even when both copies end with byte-identical batches. Moving the directory within a file
+ * system keeps it; a copy or a restore costs one full replay.
  */
 const MAGIC = Buffer.from('KNCKPT01', 'ascii');
 const HEADER_BYTES = 8 + 8 + 8 + 32 + 8;
@@ -36,6 +40,8 @@ export interface CheckpointPosition {
   end: number;
   batchStart: number;
   batchMac: Buffer;
+  /** The log file's inode number (see above). */
+  logFileId: bigint;
 }
 
 export interface LoadedCheckpoint {
@@ -56,7 +62,13 @@ export const CHECKPOINTS_SUPPORTED = os.endianness() === 'LE';
  * Read and decrypt a checkpoint. Returns null when there is none, or the reason it is unusable.
  * Whether it matches the log is for the caller to check (it holds the log).
  */
-export function readCheckpoint(dir: string, key: AeadKey): LoadedCheckpoint | { unusable: string } | null {
+function additionalData(logFileId: bigint): Buffer {
+  const id = Buffer.alloc(8);
+  id.writeBigUInt64LE(BigInt.asUintN(64, logFileId));
+  return Buffer.concat([MAGIC, id]);
+}
+
+export function readCheckpoint(dir: string, key: AeadKey, logFileId: bigint): LoadedCheckpoint | { unusable: string } | null {
   if (!CHECKPOINTS_SUPPORTED) return null;
   let sealed: Buffer;
   try {
@@ -71,7 +83,7 @@ export function readCheckpoint(dir: string, key: AeadKey): LoadedCheckpoint | { 
   const plain = Buffer.from(new ArrayBuffer(bodyLength));
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(MAGIC.length, MAGIC.length + AEAD_NONCE_BYTES), { authTagLength: AEAD_TAG_BYTES });
-    decipher.setAAD(MAGIC);
+    decipher.setAAD(additionalData(logFileId));
     decipher.setAuthTag(sealed.subarray(sealed.length - AEAD_TAG_BYTES));
     const body = sealed.subarray(MAGIC.length + AEAD_NONCE_BYTES, sealed.length - AEAD_TAG_BYTES);
     let at = 0;
@@ -80,12 +92,18 @@ export function readCheckpoint(dir: string, key: AeadKey): LoadedCheckpoint | { 
     }
     decipher.final();
   } catch {
-    return { unusable: 'failed authentication (damaged, or not this store)' };
+    return { unusable: 'failed authentication (damaged, not this store, or made for another copy of its log)' };
   }
   const count = Number(plain.readBigUInt64LE(56));
   if (HEADER_BYTES + count * ROW_BYTES !== bodyLength) return { unusable: 'damaged' };
   return {
-    position: { sequence: plain.readBigUInt64LE(0), end: Number(plain.readBigUInt64LE(8)), batchStart: Number(plain.readBigUInt64LE(16)), batchMac: Buffer.from(plain.subarray(24, 56)) },
+    position: {
+      sequence: plain.readBigUInt64LE(0),
+      end: Number(plain.readBigUInt64LE(8)),
+      batchStart: Number(plain.readBigUInt64LE(16)),
+      batchMac: Buffer.from(plain.subarray(24, 56)),
+      logFileId,
+    },
     rows: new Uint32Array(plain.buffer, HEADER_BYTES, count * ROW_WORDS),
     count,
   };
@@ -95,7 +113,7 @@ export function readCheckpoint(dir: string, key: AeadKey): LoadedCheckpoint | { 
 function* encode(key: AeadKey, position: CheckpointPosition, index: RecordIndex): Generator<Buffer> {
   const nonce = randomNonce(AEAD_NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(MAGIC);
+  cipher.setAAD(additionalData(position.logFileId));
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeBigUInt64LE(position.sequence, 0);
   header.writeBigUInt64LE(BigInt(position.end), 8);

@@ -384,7 +384,7 @@ export class LogStore {
    * the same place; returns where replay goes on (the log's start when it is not used).
    */
   private applyCheckpoint(reader: LogReader): number {
-    const loaded = readCheckpoint(path.dirname(this.file), this.checkpointKey);
+    const loaded = readCheckpoint(path.dirname(this.file), this.checkpointKey, this.logFileId());
     if (loaded === null) return MAGIC.length;
     const ignore = (because: string): number => {
       this.openStats.checkpoint = 'ignored';
@@ -682,7 +682,12 @@ export class LogStore {
     if (this.end === MAGIC.length) return null;
     const batchMac = Buffer.alloc(MAC_BYTES);
     if (fs.readSync(this.fd, batchMac, 0, MAC_BYTES, this.end - MAC_BYTES) !== MAC_BYTES) return null;
-    return { sequence: this.sequence, end: this.end, batchStart: this.lastBatchStart, batchMac };
+    return { sequence: this.sequence, end: this.end, batchStart: this.lastBatchStart, batchMac, logFileId: this.logFileId() };
+  }
+
+  /** The identity a checkpoint is bound to: this log file's inode number. */
+  private logFileId(): bigint {
+    return fs.fstatSync(this.fd, { bigint: true }).ino;
   }
 
   /** Log bytes a checkpoint would save replaying. */

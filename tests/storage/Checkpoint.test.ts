@@ -53,6 +53,34 @@ describe('index checkpoint', () => {
     full.close();
   });
 
+  it("a checkpoint carried between two copies of a node directory is refused, even when both logs end alike", () => {
+    const { dir, store } = freshStore();
+    for (let i = 0; i < 50; i++) store.write([{ keyspace, name: `k${i}`, value: Buffer.from(`v${i}`) }]);
+    store.checkpoint();
+    store.close();
+    const copy = tempDir();
+    fs.cpSync(dir, copy, { recursive: true });
+    // Both copies go on, differently, then end with the same delete-only batch (same bytes in both).
+    const a = LogStore.open(dir, batchKey);
+    const b = LogStore.open(copy, batchKey);
+    expect(a.openStats.checkpoint).toBe('used');
+    expect(b.openStats.checkpoint).toBe('ignored'); // a copy's log is another file: one full replay
+    a.write([{ keyspace, name: 'only-a', value: Buffer.from('a') }]);
+    b.write([{ keyspace, name: 'only-b', value: Buffer.from('b') }]);
+    for (const store of [a, b]) {
+      store.write([{ keyspace, name: 'k1', delete: true }]);
+      store.checkpoint();
+      store.close();
+    }
+    fs.copyFileSync(path.join(copy, CHECKPOINT_FILE), path.join(dir, CHECKPOINT_FILE));
+    const reopened = LogStore.open(dir, batchKey);
+    expect(reopened.openStats.checkpoint).toBe('ignored');
+    expect(reopened.get(keyspace, 'only-a')?.toString()).toBe('a');
+    expect(reopened.has(keyspace, 'only-b')).toBe(false);
+    reopened.verifyLog();
+    reopened.close();
+  });
+
   it('writes a checkpoint at close once the log has grown enough, and opening never writes', () => {
     const { dir, store } = freshStore();
     const big = randomBytes(64 * 1024);
