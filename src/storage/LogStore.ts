@@ -279,7 +279,7 @@ export class LogStore {
   static create(dir: string, batchKey: Buffer): void {
     const file = path.join(dir, STORE_FILE);
     try {
-      StoreMark.create(dir, batchKey);
+      // The log first: 'wx' refuses an existing store before its mark could be reset to 0.
       const fd = fs.openSync(file, 'wx', FILE_MODE);
       try {
         writeAll(fd, MAGIC, 0);
@@ -287,6 +287,7 @@ export class LogStore {
       } finally {
         fs.closeSync(fd);
       }
+      StoreMark.create(dir, batchKey);
       syncDir(dir);
     } catch (error) {
       throw fromSystemError(error, 'creating the store');

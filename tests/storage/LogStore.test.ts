@@ -352,3 +352,15 @@ describe('LogStore', () => {
     again.close();
   });
 });
+
+describe('LogStore.create', () => {
+  it('refuses an existing store and leaves its high-water mark as it was', () => {
+    const { dir, store } = freshStore();
+    store.write([{ keyspace, name: 'a', value: Buffer.from('1') }]);
+    store.close();
+    const mark = fs.readFileSync(path.join(dir, 'store.mark'));
+    expect(() => LogStore.create(dir, batchKey)).toThrow();
+    expect(fs.readFileSync(path.join(dir, 'store.mark'))).toEqual(mark);
+    LogStore.open(dir, batchKey).close();
+  });
+});
