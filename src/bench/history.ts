@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,12 +18,13 @@ const KEYS = 100;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 0)} ms`;
 
-async function landHistory(vault: Vault, commits: number): Promise<string[]> {
+async function landHistory(vault: Vault, commits: number): Promise<{ oids: string[]; lastTree: string }> {
   const oids: string[] = [];
   const keys = new Map<string, TreeEntry>();
   const fixed = encodeBlob(Buffer.from('set once'));
   let parent = vault.headCommit;
   let objects: EncodedObject[] = [fixed];
+  let lastTree = '';
   const time = Math.floor(Date.now() / 1000) - commits;
   for (let i = 0; i < commits; i++) {
     const blob = encodeBlob(Buffer.from(`value ${i}`));
@@ -32,13 +34,14 @@ async function landHistory(vault: Vault, commits: number): Promise<string[]> {
     const commit = encodeCommit({ tree: root.oid, parents: [parent], author: { name: 'n', email: 'n@n', timestamp: time + i }, message: `c${i}` });
     objects.push(blob, dir, root, commit);
     oids.push(commit.oid);
+    lastTree = root.oid;
     parent = commit.oid;
     if ((i + 1) % 5_000 === 0 || i === commits - 1) {
       await vault.landCommits({ objects, head: parent });
       objects = [];
     }
   }
-  return oids;
+  return { oids, lastTree };
 }
 
 async function timed(vault: Vault, repeats: number, run: () => Promise<unknown>): Promise<{ ms: number; objects: number; records: number }> {
@@ -59,7 +62,7 @@ async function measure(commits: number, dir: string) {
   const { node } = await KeynodeNode.create({ nodePath: path.join(dir, `node-${commits}`), password: 'bench', kdf: { memoryKib: 8192, iterations: 1 } });
   const vault = await node.vaults.createVault('history');
   const t0 = performance.now();
-  const oids = await landHistory(vault, commits);
+  const { oids, lastTree } = await landHistory(vault, commits);
   const built = performance.now() - t0;
   const half = Math.floor(commits / 2);
   const old = oids[Math.floor(commits / 10)]!;
@@ -73,12 +76,65 @@ async function measure(commits: number, dir: string) {
     'log --path P -n 1': await timed(vault, 9, () => vault.log({ path: 'fixed', limit: 1 })),
     [`diff HEAD~${half} HEAD`]: await timed(vault, 5, () => vault.diff(`HEAD~${half}`, 'HEAD')),
   };
+  // Once a merge is reachable, path queries walk the commit graph (log pages and their changed
+  // paths): merge in a one-commit side branch that empties the tree, older than everything.
+  const empty = encodeTree(new Map());
+  const side = encodeCommit({ tree: empty.oid, parents: [oids[commits - 2]!], author: { name: 'n', email: 'n@n', timestamp: 1 }, message: 'side' });
+  const merge = encodeCommit({ tree: lastTree, parents: [oids[commits - 1]!, side.oid], author: { name: 'n', email: 'n@n', timestamp: Math.floor(Date.now() / 1000) }, message: 'merge' });
+  await vault.landCommits({ objects: [empty, side, merge], head: merge.oid });
+  figures['stat after a merge'] = await timed(vault, 3, () => vault.stat('fixed'));
+  figures['log --path P -n 1 after a merge'] = await timed(vault, 3, () => vault.log({ path: 'fixed', limit: 1 }));
   // Store bytes a durable one-secret commit adds, index records included.
   const before = node.status().storeBytes;
   for (let i = 0; i < 100; i++) await vault.writeSecret(`k/${i}`, Buffer.from(`w${i}`));
   const perCommit = (node.status().storeBytes - before) / 100;
   node.close();
   return { built, figures, perCommit };
+}
+
+const CLI = path.resolve(import.meta.dirname, '..', 'cli', 'keynode.cjs');
+
+/**
+ * The same queries through the built CLI with an agent running (what a user waits for): a
+ * node made with the library, its history landed, then each command timed as a whole process
+ * (wall time, median of `runs`, output discarded, NODE_EXTRA_CA_CERTS unset).
+ */
+async function measureCli(commits: number, dir: string, runs: number): Promise<Array<[string, number]>> {
+  const root = path.join(dir, `cli-${commits}`);
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: path.join(root, 'home'), KEYNODE_PATH: path.join(root, 'node'), XDG_RUNTIME_DIR: path.join(root, 'run'), KEYNODE_PASSWORD: 'bench', KEYNODE_NO_PROMPT: '1' };
+  delete env.NODE_EXTRA_CA_CERTS;
+  fs.mkdirSync(env.HOME!, { recursive: true });
+  fs.mkdirSync(env.XDG_RUNTIME_DIR!, { recursive: true, mode: 0o700 });
+  const { node } = await KeynodeNode.create({ nodePath: env.KEYNODE_PATH!, password: 'bench', kdf: { memoryKib: 8192, iterations: 1 } });
+  const { oids } = await landHistory(await node.vaults.createVault('history'), commits);
+  node.close();
+  const run = (args: string[], runEnv = env) => {
+    const start = process.hrtime.bigint();
+    const result = spawnSync(process.execPath, [CLI, ...args], { env: runEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    if (result.status !== 0) throw new Error(`keynode ${args.join(' ')} failed: ${result.stderr.toString().trim()}`);
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  };
+  const half = Math.floor(commits / 2);
+  const old = oids[Math.floor(commits / 10)]!;
+  const commands: Array<[string, string[]]> = [
+    ['vaults log -n 20', ['vaults', 'log', 'history', '-n', '20']],
+    ['vaults log (whole) > /dev/null', ['vaults', 'log', 'history']],
+    [`secrets get --version HEAD~${half}`, ['secrets', 'get', 'history:fixed', '--version', `HEAD~${half}`]],
+    ['secrets get --version <full id>', ['secrets', 'get', 'history:fixed', '--version', old]],
+    ['secrets get --version <8-hex prefix>', ['secrets', 'get', 'history:fixed', '--version', old.slice(0, 8)]],
+    ['secrets stat (unchanged since commit 1)', ['secrets', 'stat', 'history:fixed']],
+    ['vaults log --path P -n 1', ['vaults', 'log', 'history', '--path', 'fixed', '-n', '1']],
+    [`vaults diff HEAD~${half} HEAD`, ['vaults', 'diff', 'history', `HEAD~${half}`, 'HEAD']],
+  ];
+  run(['agent', 'start', '--background']);
+  // Without a password the CLI can only go through the agent's session.
+  const viaAgent = { ...env, KEYNODE_PASSWORD: undefined };
+  try {
+    run(['vaults', 'log', 'history', '-n', '1'], viaAgent); // the agent opens the vault once
+    return commands.map(([name, args]) => [name, median(Array.from({ length: runs }, () => run(args, viaAgent)))]);
+  } finally {
+    run(['agent', 'stop']);
+  }
 }
 
 export async function benchHistory(options: { quick: boolean }): Promise<void> {
@@ -95,6 +151,12 @@ export async function benchHistory(options: { quick: boolean }): Promise<void> {
       console.log(`   ${name.padEnd(34)} ${ms(y.ms).padStart(9)} (${y.objects} objects, ${y.records} index records)   at ${small.toLocaleString('en')}: ${ms(x.ms)}, growth ${(y.ms / x.ms).toFixed(2)}x`);
     }
     console.log(`   store bytes per one-secret commit (objects + index + head): ${a.perCommit.toFixed(0)} B at ${small.toLocaleString('en')}, ${b.perCommit.toFixed(0)} B at ${large.toLocaleString('en')}`);
+    if (fs.existsSync(CLI)) {
+      const runs = 5;
+      console.log(`\n== History through the CLI with an agent: ${small.toLocaleString('en')} and ${large.toLocaleString('en')} commits (wall time per invocation, median of ${runs}) ==`);
+      const [x, y] = [await measureCli(small, dir, runs), await measureCli(large, dir, runs)];
+      y.forEach(([name, time], i) => console.log(`   ${name.padEnd(40)} ${ms(time).padStart(9)}   at ${small.toLocaleString('en')}: ${ms(x[i]![1])}, growth ${(time / x[i]![1]).toFixed(2)}x`));
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

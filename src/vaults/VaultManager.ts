@@ -1,20 +1,19 @@
+import { arrayOf, boolean, decodeRecord, object, optional, string, unknownValue, type Infer } from '../codec.js';
 import { randomBytes } from '../crypto/random.js';
 import { KeynodeError } from '../errors.js';
+import { toVaultId, vaultIdField, type VaultId } from '../ids.js';
 import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import { Keyspace } from '../storage/Keyspace.js';
 import { validateTag, validateVaultName } from './paths.js';
 import { Vault, type Author } from './Vault.js';
 
-/** One vault's entry in the node's registry (stored encrypted in the node keyspace). */
-interface VaultRecord {
-  /** Random internal id; names can change, ids never do. */
-  id: string;
-  name: string;
-  /** The vault's own 32-byte key (base64). Never leaves this node. */
-  key: string;
-  tags: string[];
-  createdAt: string;
-}
+/**
+ * One vault's entry in the node's registry (stored encrypted in the node keyspace): `id` is
+ * random and never changes (names do); `key` is the vault's own 32-byte key (base64), which
+ * never leaves this node.
+ */
+export const vaultRecordCheck = object({ id: vaultIdField, name: string, key: string, tags: arrayOf(string), createdAt: string });
+type VaultRecord = Infer<typeof vaultRecordCheck>;
 
 export interface VaultSummary {
   name: string;
@@ -25,14 +24,15 @@ export interface VaultSummary {
 /** The node-keyspace record listing every vault (names, keys, tags). */
 export const REGISTRY_RECORD = 'vault-registry';
 
-interface Registry {
-  vaults: VaultRecord[];
-  /**
-   * A vault was deleted but the log still holds its records (and old registry versions with
-   * its key): compact at the next chance. Set in the deleting batch, cleared once compacted.
-   */
-  purgePending?: boolean;
-}
+/**
+ * The registry record. `purgePending`: a vault was deleted but the log still holds its records
+ * (and old registry versions with its key): compact at the next chance. Set in the deleting
+ * batch, cleared once compacted. Entries are checked one by one (`registryEntriesCheck` lets
+ * `keynode check` report a bad entry without giving up on the others).
+ */
+const registryCheck = object({ vaults: arrayOf(vaultRecordCheck), purgePending: optional(boolean) });
+export const registryEntriesCheck = object({ vaults: arrayOf(unknownValue), purgePending: optional(boolean) });
+type Registry = Infer<typeof registryCheck>;
 
 /** The node's vaults: create, find, rename, tag, delete. Vault names live only in the encrypted registry. */
 export class VaultManager {
@@ -40,8 +40,10 @@ export class VaultManager {
   private purgePending: boolean;
   /** One Vault instance per vault, ever: its write queue is what serialises commits. The
    *  promise is cached (not the instance) so concurrent first opens share one instance. */
-  private readonly opened = new Map<string, Promise<Vault>>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly opened = new Map<VaultId, Promise<Vault>>();
+  /** Deletions so far: a purge that began before the latest one has not removed its records. */
+  private deletions = 0;
+  private purgeQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: LogStore,
@@ -49,7 +51,7 @@ export class VaultManager {
     private readonly author: Author,
   ) {
     const raw = store.get(nodeKeyspace, REGISTRY_RECORD);
-    const registry: Registry = raw ? (JSON.parse(raw.toString('utf8')) as Registry) : { vaults: [] };
+    const registry: Registry = raw ? decodeRecord(registryCheck, raw, 'the vault registry record') : { vaults: [] };
     this.records = registry.vaults;
     this.purgePending = registry.purgePending === true;
   }
@@ -63,6 +65,7 @@ export class VaultManager {
   /**
    * Rewrite the log without a deleted vault's records. True when done; false when it must
    * wait (no room to compact): the deletion stands, and the next open tries again.
+   * Synchronous: for opening a node, before anything is served.
    */
   private purge(): boolean {
     try {
@@ -70,6 +73,38 @@ export class VaultManager {
       this.store.write([this.registryOp(this.records, false)]);
       this.purgePending = false;
       return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The same purge in steps that yield to the event loop (an agent keeps serving meanwhile;
+   * writes made during it are carried into the new log). `purgePending` is cleared only once a
+   * compaction that began after the latest deletion has finished; until then a crash leaves it
+   * set and the next open purges.
+   */
+  private purgeInSteps(): Promise<boolean> {
+    // One purge at a time, so the compaction awaited is always one this purge started.
+    const run = this.purgeQueue.then(() => this.purgeOnceInSteps());
+    this.purgeQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async purgeOnceInSteps(): Promise<boolean> {
+    try {
+      for (;;) {
+        if (!this.purgePending) return true;
+        const deletions = this.deletions;
+        await this.store.compactInSteps();
+        const done = await this.store.exclusive(() => {
+          if (deletions !== this.deletions || !this.purgePending) return !this.purgePending;
+          this.store.write([this.registryOp(this.records, false)]);
+          this.purgePending = false;
+          return true;
+        });
+        if (done) return true;
+      }
     } catch {
       return false;
     }
@@ -85,10 +120,9 @@ export class VaultManager {
     return [{ keyspace: nodeKeyspace, name: REGISTRY_RECORD, value: Buffer.from(JSON.stringify({ vaults: [] })) }];
   }
 
+  /** The store's one write queue: registry changes and vault commits never interleave. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.store.exclusive(work);
   }
 
   private find(name: string): VaultRecord {
@@ -121,7 +155,7 @@ export class VaultManager {
     return this.exclusive(async () => {
       if (this.hasVault(name)) throw new KeynodeError('ERR_VAULT_EXISTS', `a vault named "${name}" already exists`, { vault: name });
       const key = randomBytes(32);
-      const record: VaultRecord = { id: randomBytes(16).toString('hex'), name, key: key.toString('base64'), tags: [], createdAt: new Date().toISOString() };
+      const record: VaultRecord = { id: toVaultId(randomBytes(16).toString('hex')), name, key: key.toString('base64'), tags: [], createdAt: new Date().toISOString() };
       const keyspace = new Keyspace(key);
       const { vault, ops } = await Vault.initialize(name, this.store, keyspace, this.author, 'create vault');
       const records = [...this.records, record];
@@ -162,7 +196,7 @@ export class VaultManager {
    * file. `purged` is false when that rewrite must wait for free space; it resumes by itself.
    */
   async deleteVault(name: string): Promise<{ purged: boolean }> {
-    return this.exclusive(async () => {
+    await this.exclusive(async () => {
       const record = this.find(name);
       const vault = await this.openVault(name);
       const ops = await vault.deletionOps();
@@ -170,9 +204,11 @@ export class VaultManager {
       this.store.write([...ops, this.registryOp(records, true)]);
       this.records = records;
       this.purgePending = true;
+      this.deletions++;
       this.opened.delete(record.id);
-      return { purged: this.purge() };
     });
+    // Outside the write queue: commits to other vaults go on while the log is rewritten.
+    return { purged: await this.purgeInSteps() };
   }
 
   private async updateTags(name: string, change: (tags: string[]) => string[]): Promise<VaultSummary> {

@@ -20,9 +20,9 @@ import { LruCache, type ObjectStore } from './objects.js';
  *                      prints of it and of its LOG_PAGE_COMMITS − 1 first-parent ancestors, so a
  *                      long log reads one record per page instead of one object per commit
  *
- * Version 1 (no log pages) is rebuilt on first use.
+ * Older versions (1: no log pages; 2: pages of another row form) are rebuilt on first use.
  */
-export const INDEX_VERSION = 2;
+export const INDEX_VERSION = 3;
 export const INDEX_META_RECORD = 'hist/meta';
 export const commitRecordName = (oid: string): string => `hist/c/${oid}`;
 export const PREFIX_BUCKET_HEX = 4;
@@ -52,12 +52,15 @@ export interface LogEntry {
   author: { name: string; timestamp: number };
   /** Null when longer than LOG_PAGE_MESSAGE_CHARS: read it from the commit object. */
   message: string | null;
+  /** For a one-parent, narrow commit: the paths it changed (CommitRecord.changed); else null. */
+  changed: string[] | null;
 }
 
-type PageRow = [string, string[], string, number, number, string, number, string | null];
+type PageRow = [string, string[], string, number, number, string, number, string | null, string[] | null];
 
 export function encodeLogPage(entries: readonly LogEntry[]): Buffer {
-  const rows: PageRow[] = entries.map((e) => [e.oid, e.parents, e.tree, e.time, e.generation, e.author.name, e.author.timestamp, e.message]);
+  // A row's first parent is the next row's commit: only the last row lists all its parents.
+  const rows: PageRow[] = entries.map((e, i) => [e.oid, i < entries.length - 1 ? e.parents.slice(1) : e.parents, e.tree, e.time, e.generation, e.author.name, e.author.timestamp, e.message, e.changed]);
   return Buffer.from(JSON.stringify(rows), 'utf8');
 }
 
@@ -70,17 +73,28 @@ export function decodeLogPage(oid: string, bytes: Buffer): LogEntry[] | null {
     return null;
   }
   if (!Array.isArray(rows) || rows.length !== LOG_PAGE_COMMITS) return null;
+  // Ids checked for shape only: a page is sealed under the vault key, and a page that names a
+  // wrong id fails where the id is used (a missing object or record), so the walk rebuilds.
+  const isOid = (value: unknown): value is string => typeof value === 'string' && value.length === 40;
+  const raw = rows as unknown[];
   const entries: LogEntry[] = [];
-  for (const row of rows as unknown[]) {
-    if (!Array.isArray(row) || row.length !== 8) return null;
-    const [o, p, r, t, g, a, at, m] = row as unknown[];
-    const last = entries.length === LOG_PAGE_COMMITS - 1;
-    // Only the last row may be a root commit (the page of depths 0..LOG_PAGE_COMMITS - 1).
-    if (!isOid(o) || !Array.isArray(p) || (p.length === 0 && !last) || !p.every(isOid) || !isOid(r) || !isCount(t) || !isCount(g) || g < 1) return null;
+  for (let i = 0; i < raw.length; i++) {
+    const row = raw[i];
+    if (!Array.isArray(row) || row.length !== 9) return null;
+    const [o, p, r, t, g, a, at, m, ch] = row as unknown[];
+    if (!(ch === null || (Array.isArray(ch) && ch.every((path) => typeof path === 'string' && path !== '')))) return null;
+    if (!isOid(o) || !Array.isArray(p) || !p.every(isOid) || !isOid(r) || !isCount(t) || !isCount(g) || g < 1) return null;
     if (typeof a !== 'string' || !isCount(at) || !(m === null || typeof m === 'string')) return null;
-    // Along first parents, starting at the page's commit.
-    if (o !== (entries.length === 0 ? oid : entries[entries.length - 1]!.parents[0])) return null;
-    entries.push({ oid: o, parents: p as string[], tree: r, time: t, generation: g, author: { name: a, timestamp: at }, message: m });
+    if (i === 0 && o !== oid) return null;
+    // Along first parents: a row's first parent is the next row (only the last row, the page
+    // of depths 0..LOG_PAGE_COMMITS - 1, may be a root commit).
+    let parents = p;
+    if (i < raw.length - 1) {
+      const next = raw[i + 1];
+      if (!Array.isArray(next) || !isOid(next[0])) return null;
+      parents = [next[0], ...p];
+    }
+    entries.push({ oid: o, parents, tree: r, time: t, generation: g, author: { name: a, timestamp: at }, message: m, changed: ch as string[] | null });
   }
   return entries;
 }
@@ -102,7 +116,11 @@ export interface CommitRecord {
   wide: boolean;
   /** The newest wide commit among its first-parent ancestors (not itself), or null. */
   lastWide: string | null;
-  /** Paths (secrets and directories, not the root) this commit changed, when not wide and not merged. */
+  /**
+   * Paths (secrets and directories, not the root) this commit changed against its only parent
+   * (all it holds, for a root commit); empty for a merge or a wide commit. Kept in merged
+   * histories too: a path log over merges tests each one-parent commit against it, not its trees.
+   */
   changed: string[];
 }
 
@@ -257,7 +275,7 @@ export class HistoryIndex {
       if (entries.length > 0) atRecord = this.requireRecord(at);
       const commit = this.objects.readCommit(at);
       const message = commit.message.length > LOG_PAGE_MESSAGE_CHARS ? null : commit.message;
-      entries.push({ oid: at, parents: commit.parents, tree: commit.tree, time: atRecord.time, generation: atRecord.generation, author: { name: commit.author.name, timestamp: commit.author.timestamp }, message });
+      entries.push({ oid: at, parents: commit.parents, tree: commit.tree, time: atRecord.time, generation: atRecord.generation, author: { name: commit.author.name, timestamp: commit.author.timestamp }, message, changed: commit.parents.length === 1 && !atRecord.wide ? atRecord.changed : null });
       at = commit.parents[0];
     }
     this.stage(logPageName(oid), encodeLogPage(entries));
@@ -277,7 +295,7 @@ export class HistoryIndex {
   /**
    * Stage the records for one commit whose parents are all indexed. `changed` lists the paths
    * it changed against its first parent (secrets and directories, not the root), or is null
-   * when not needed (the history has merges).
+   * for a merge commit.
    */
   addCommit(oid: string, commit: { parents: string[]; time: number }, changed: string[] | null, buckets?: Map<string, Buffer>): CommitRecord {
     const parents = commit.parents.map((parent) => this.requireRecord(parent));
@@ -293,7 +311,7 @@ export class HistoryIndex {
       merges,
       wide,
       lastWide: first ? (first.wide ? commit.parents[0]! : first.lastWide) : null,
-      changed: merges || wide || changed === null ? [] : changed,
+      changed: parents.length > 1 || wide || changed === null ? [] : changed,
     };
     this.stage(commitRecordName(oid), encodeCommitRecord(record));
     this.records.set(oid, record);

@@ -55,4 +55,47 @@ describe('VaultManager', () => {
     expect(isKeynodeError(await node.vaults.openVault('tmp').catch((e: unknown) => e), 'ERR_VAULT_NOT_FOUND')).toBe(true);
     node.close();
   });
+
+  it('one store-level write queue: a vault delete purges in steps (never the blocking compaction) while another vault keeps committing', async () => {
+    const { node } = await createTestNode();
+    const doomed = await node.vaults.createVault('doomed');
+    for (let i = 0; i < 20; i++) await doomed.writeSecret(`s${i}`, Buffer.from(`v${i}`));
+    const kept = await node.vaults.createVault('kept');
+    const store = (node as unknown as { store: { compact(): void; compactInSteps(): Promise<void>; exclusive: unknown } }).store;
+    const calls = { blocking: 0, steps: 0 };
+    const [compact, compactInSteps] = [store.compact.bind(store), store.compactInSteps.bind(store)];
+    store.compact = () => {
+      calls.blocking++;
+      compact();
+    };
+    let writesDuringPurge = 0;
+    let purging = false;
+    store.compactInSteps = async () => {
+      calls.steps++;
+      purging = true;
+      // A commit to another vault started while the log is rewritten lands before the purge ends.
+      const write = kept.writeSecret('during', Buffer.from('purge')).then(() => {
+        if (purging) writesDuringPurge++;
+      });
+      await compactInSteps();
+      await write;
+      purging = false;
+    };
+    expect(await node.vaults.deleteVault('doomed')).toEqual({ purged: true });
+    expect(calls).toEqual({ blocking: 0, steps: 1 });
+    expect(writesDuringPurge).toBe(1);
+    expect((await kept.readSecret('during')).toString()).toBe('purge');
+    expect((node.vaults as unknown as { purgePending: boolean }).purgePending).toBe(false);
+    node.close();
+  });
+
+  it('a registry record that decodes but is not a registry is ERR_INTEGRITY on open, not a crash later', async () => {
+    const { node, nodePath } = await createTestNode();
+    await node.vaults.createVault('prod');
+    const internals = node as unknown as { store: { write(ops: unknown[]): void } };
+    const keyspace = (node.vaults as unknown as { nodeKeyspace: unknown }).nodeKeyspace;
+    internals.store.write([{ keyspace, name: 'vault-registry', value: Buffer.from(JSON.stringify({ vaults: [{ name: 'prod', key: 42 }] })) }]);
+    node.close();
+    await expect(KeynodeNode.open({ nodePath, password: TEST_PASSWORD })).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
+  });
 });

@@ -401,3 +401,35 @@ describe('log pages', () => {
     reopened.close();
   });
 });
+
+describe('path history over merges', () => {
+  it('stat and log --path after a merge read index entries, not every commit and its trees', async () => {
+    const { node, nodePath } = await createTestNode();
+    const vault = await node.vaults.createVault('v');
+    const { model, root, time } = await modelOf(vault);
+    const first = model.add([root], time + 1, new Map([['fixed', 'once']]), 'fixed');
+    let [main, side] = [first, first];
+    for (let i = 0; i < 600; i++) {
+      main = model.add([main], time + 2 * i + 3, new Map([['fixed', 'once'], ['a', `${i}`]]), `a${i}`);
+      if (i < 300) side = model.add([side], time + 2 * i + 2, new Map([['fixed', 'once'], ['b', `${i}`]]), `b${i}`);
+    }
+    const head = model.add([main, side], time + 5_000, new Map([['fixed', 'once'], ['a', '599'], ['b', '299']]), 'merge');
+    await vault.landCommits({ objects: model.take(), head });
+    node.close();
+
+    // Fresh caches: what a newly started agent pays.
+    const reopened = await KeynodeNode.open({ nodePath, password: TEST_PASSWORD });
+    const again = await reopened.vaults.openVault('v');
+    const before = again.workCounters;
+    expect((await again.stat('fixed')).modified?.commit).toBe(first);
+    const after = again.workCounters;
+    // Old code: every commit object (~900) and a tree lookup per commit and parent.
+    expect(after.objectReads - before.objectReads).toBeLessThanOrEqual(10);
+    expect(after.indexRecordReads - before.indexRecordReads).toBeLessThanOrEqual(300);
+    const log = model.log(head);
+    for (const path of ['a', 'b', 'fixed']) {
+      expect((await again.log({ path })).map((c) => c.commit)).toEqual(log.filter((oid) => model.changes(oid, path)));
+    }
+    reopened.close();
+  });
+});
