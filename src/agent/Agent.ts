@@ -1,14 +1,15 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { METHODS, isMethodName, isOwnerMethod, type AgentMethod, type AgentStatus, type ParamsOf, type ResultOf, type Session } from '../api/contract.js';
-import { dispatch } from '../api/handlers.js';
+import { dispatch, dispatchStream } from '../api/handlers.js';
 import { validateRequest } from '../api/schema.js';
+import { isStreamMethod } from '../api/streams.js';
 import { KeynodeError, isKeynodeError } from '../errors.js';
 import { socketPath } from '../ipc/paths.js';
 import { errorReply, resultReply, PROTOCOL_VERSION, type Reply } from '../ipc/protocol.js';
 import type { Password } from '../node/KeynodeNode.js';
 import { NodeLifecycle } from '../node/lifecycle.js';
-import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost } from './Connection.js';
+import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost, type StreamedReply } from './Connection.js';
 import { IdleTimer, NodeWork } from './services.js';
 import { SessionStore } from './sessions.js';
 
@@ -34,6 +35,11 @@ export interface AgentOptions {
 export const DEFAULT_SESSION_TTL_MS = 60 * 60 * 1000;
 
 const REQUEST_FIELDS = new Set(['v', 'id', 'method', 'token', 'params']);
+
+/** A checked request of a streamed method: its pages of items, sent by the connection (Connection.sendStream). */
+class StreamStart {
+  constructor(readonly pages: AsyncGenerator<unknown[], void, undefined>) {}
+}
 
 /** Is something answering on this socket? (false for a file left by a killed agent) */
 export function socketAnswers(path: string): Promise<boolean> {
@@ -94,6 +100,7 @@ export class Agent implements ConnectionHost {
       setImmediate(() => void this.stop());
       return { stopping: true };
     },
+    'agent.cancel': async (params, connection) => ({ cancelled: connection.cancel(params.id) }),
     'session.unlock': async (params, connection) => {
       const session = await this.unlock(passwordBuffer(params));
       connection.authenticated = true;
@@ -277,7 +284,7 @@ export class Agent implements ConnectionHost {
   }
 
   /** Parse one frame (then zero it: it may hold a password or a value) and answer it. */
-  async serve(connection: Connection, frame: Buffer): Promise<Reply> {
+  async serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply> {
     let request: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(frame.toString('utf8'));
@@ -293,16 +300,18 @@ export class Agent implements ConnectionHost {
     const started = performance.now();
     const work = this.handleRequest(connection, request);
     this.inflight.add(work);
+    const method = typeof request.method === 'string' && request.method.length < 40 ? request.method : '?';
     let reply: Reply;
     try {
-      reply = resultReply(id, await work);
+      const outcome = await work;
+      if (outcome instanceof StreamStart) return this.streamed(id!, method, outcome.pages, started);
+      reply = resultReply(id, outcome);
     } catch (error) {
       if (!isKeynodeError(error)) this.log(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       reply = errorReply(id, isKeynodeError(error) ? error : new KeynodeError('ERR_INTERNAL', 'internal error in the agent'));
     } finally {
       this.inflight.delete(work);
     }
-    const method = typeof request.method === 'string' && request.method.length < 40 ? request.method : '?';
     this.log(`${method} ${'error' in reply ? reply.error.code : 'ok'} ${(performance.now() - started).toFixed(1)}ms`);
     return reply;
   }
@@ -329,9 +338,28 @@ export class Agent implements ConnectionHost {
       if (!node) throw new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked');
       if (!this.sessions.isValid(token)) throw this.unauthenticated();
       connection.authenticated = true;
+      if (isStreamMethod(method)) return new StreamStart(dispatchStream(node, method, params));
       return this.nodeWork.track(dispatch(node, method, params));
     }
     return this.runAgentMethod(method, params, connection, token);
+  }
+
+  /** A stream for the connection to send; locking the node aborts it (ERR_AGENT_LOCKED) and waits for it. */
+  private streamed(id: string | number, method: string, pages: AsyncGenerator<unknown[], void, undefined>, started: number): StreamedReply {
+    const controller = new AbortController();
+    const finished = this.nodeWork.trackStream(controller);
+    return {
+      stream: {
+        id,
+        pages,
+        controller,
+        finished: (outcome) => {
+          finished();
+          const how = typeof outcome === 'string' ? (outcome === 'end' ? 'ok' : outcome) : outcome.code;
+          this.log(`${method} ${how} ${(performance.now() - started).toFixed(1)}ms (stream)`);
+        },
+      },
+    };
   }
 
   private runAgentMethod<M extends AgentMethod>(method: M, params: unknown, connection: Connection, token: string | undefined): Promise<ResultOf<M>> {

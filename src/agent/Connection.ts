@@ -8,10 +8,13 @@ import {
   AGENT_MAX_PENDING_BYTES,
   AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES,
   AGENT_WRITE_STALL_MS,
+  STREAM_FRAME_MAX_BYTES,
+  STREAM_FRAME_MAX_ITEMS,
+  STREAM_MAX_QUEUED_BYTES,
 } from '../constants.js';
-import { KeynodeError, type ErrorCode } from '../errors.js';
+import { KeynodeError, isKeynodeError, type ErrorCode } from '../errors.js';
 import { FrameReader } from '../ipc/framing.js';
-import { errorReply, type Reply } from '../ipc/protocol.js';
+import { encodeChunk, encodeEnd, errorReply, type Reply, type RequestId } from '../ipc/protocol.js';
 
 /** Limits on what clients may make the agent hold (defaults in constants.ts; tests lower them). */
 export interface AgentLimits {
@@ -36,11 +39,47 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = {
   connectionIdleMs: AGENT_CONNECTION_IDLE_MS,
 };
 
+/** Why a stream ended: all sent, cancelled by its client, the connection gone, or an error sent. */
+export type StreamOutcome = 'end' | 'cancelled' | 'closed' | KeynodeError;
+
+/** The reason to abort a stream with when its client cancels it (it then ends with `end`). */
+export const STREAM_CANCELLED = Symbol('stream cancelled');
+
+/**
+ * A reply the connection sends as a stream of frames (docs/api.md, "Streamed replies"). Aborting
+ * `controller` stops it: with STREAM_CANCELLED it ends with `end`, with a KeynodeError with that
+ * error. `finished` is called once, when nothing of the stream is left running.
+ */
+export interface StreamedReply {
+  stream: {
+    id: RequestId;
+    /** The items in pages as the walk gives them; frames are cut from them by size. */
+    pages: AsyncGenerator<unknown[], void, undefined>;
+    controller: AbortController;
+    finished: (outcome: StreamOutcome) => void;
+  };
+}
+
+/** What streams did, for tests and the bench: frames and bytes written, items taken, the most queued. */
+export const streamCounters = {
+  frames: 0,
+  itemsTaken: 0,
+  largestFrameBytes: 0,
+  /** The most bytes a streaming connection had waiting in its socket's buffer. */
+  peakQueuedBytes: 0,
+  reset(): void {
+    this.frames = 0;
+    this.itemsTaken = 0;
+    this.largestFrameBytes = 0;
+    this.peakQueuedBytes = 0;
+  },
+};
+
 /** What a connection needs from the agent that serves it. */
 export interface ConnectionHost {
   readonly limits: AgentLimits;
   /** Answer one frame (the host zeroes it once parsed); never rejects. */
-  serve(connection: Connection, frame: Buffer): Promise<Reply>;
+  serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply>;
   /** Are all connections together holding more than the agent's budget? */
   underPressure(): boolean;
   /** Bytes were freed or a reply was taken: paused connections may go on. */
@@ -52,6 +91,19 @@ const MiB = 1024 * 1024;
 /** How long a refused client may still write before the socket closes, so it reads why. */
 export const REFUSED_LINGER_MS = 1_000;
 const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / 1024} KiB`);
+
+/**
+ * A page as the JSON of the item lists of its frames: at most STREAM_FRAME_MAX_ITEMS items and
+ * about STREAM_FRAME_MAX_BYTES each (a single larger item goes alone). The usual page is one
+ * JSON.stringify, not one per item.
+ */
+export function chunksOf(page: readonly unknown[]): string[] {
+  if (page.length === 0) return [];
+  const json = JSON.stringify(page);
+  if ((Buffer.byteLength(json) <= STREAM_FRAME_MAX_BYTES && page.length <= STREAM_FRAME_MAX_ITEMS) || page.length === 1) return [json];
+  const half = page.length >>> 1;
+  return [...chunksOf(page.slice(0, half)), ...chunksOf(page.slice(half))];
+}
 
 /**
  * One client's connection as the agent serves it. Memory stays bounded whatever the client does:
@@ -72,6 +124,8 @@ export class Connection {
   private flushed = 0;
   private lastFlushAt = Date.now();
   private done = false;
+  /** Streams running on this connection, by request id (for agent.cancel). */
+  private readonly streams = new Map<RequestId, AbortController>();
 
   constructor(
     readonly socket: net.Socket,
@@ -153,13 +207,95 @@ export class Connection {
     const bytes = frame.length;
     this.inflight++;
     this.inflightBytes += bytes;
-    void this.host.serve(this, frame).then((reply) => {
+    void this.host.serve(this, frame).then(async (reply) => {
+      if ('stream' in reply) await this.sendStream(reply.stream);
+      else this.send(reply);
       this.inflight--;
       this.inflightBytes -= bytes;
       this.lastActivity = Date.now();
-      this.send(reply);
       this.host.released();
     });
+  }
+
+  /** Stop a stream of this connection (agent.cancel); false when none runs under that id. */
+  cancel(id: RequestId): boolean {
+    const controller = this.streams.get(id);
+    controller?.abort(STREAM_CANCELLED);
+    return controller !== undefined;
+  }
+
+  private get writable(): boolean {
+    return !this.done && !this.socket.destroyed && !this.socket.writableEnded;
+  }
+
+  /**
+   * Send a stream's pages in bounded frames, taking the next page only while the socket takes
+   * what was written (backpressure: a client that stops reading stops the walk, and the write
+   * stall rule in `sweep` ends it). Whatever ends the stream, the generator is closed, so the
+   * work behind it stops and leaves nothing behind.
+   */
+  private async sendStream(stream: StreamedReply['stream']): Promise<void> {
+    const { id, pages, controller } = stream;
+    this.streams.set(id, controller);
+    let outcome: StreamOutcome = 'end';
+    let exhausted = false;
+    try {
+      for (;;) {
+        if (!this.writable) {
+          outcome = 'closed';
+          break;
+        }
+        if (controller.signal.aborted) break;
+        const next = await pages.next();
+        if (next.done) {
+          exhausted = true;
+          break;
+        }
+        streamCounters.itemsTaken += next.value.length;
+        for (const itemsJson of chunksOf(next.value)) {
+          if (!(await this.writeStreamFrame(encodeChunk(id, itemsJson), controller.signal))) break; // the loop notices why
+        }
+      }
+      if (controller.signal.aborted) {
+        const reason: unknown = controller.signal.reason;
+        outcome = reason === STREAM_CANCELLED ? 'cancelled' : isKeynodeError(reason) ? reason : new KeynodeError('ERR_INTERNAL', 'internal error in the agent');
+      }
+      if (outcome === 'end' || outcome === 'cancelled') await this.writeStreamFrame(encodeEnd(id), null);
+      else if (outcome !== 'closed') this.send(errorReply(id, outcome));
+    } catch (error) {
+      exhausted = true; // a generator that threw is finished
+      outcome = isKeynodeError(error) ? error : new KeynodeError('ERR_INTERNAL', 'internal error in the agent');
+      this.send(errorReply(id, outcome));
+    } finally {
+      this.streams.delete(id);
+      if (!exhausted) await pages.return(undefined).catch(() => undefined);
+      stream.finished(outcome);
+    }
+  }
+
+  /** Write one frame; when the socket's buffer is full, wait until it drains, closes or the stream is aborted. False if the stream cannot go on. */
+  private async writeStreamFrame(text: string, signal: AbortSignal | null): Promise<boolean> {
+    if (!this.writable) return false;
+    const bytes = Buffer.from(text, 'utf8');
+    streamCounters.frames++;
+    streamCounters.largestFrameBytes = Math.max(streamCounters.largestFrameBytes, bytes.length);
+    this.socket.write(bytes, () => bytes.fill(0));
+    streamCounters.peakQueuedBytes = Math.max(streamCounters.peakQueuedBytes, this.socket.writableLength);
+    // Past the bound the write returned false, so 'drain' comes once the socket has sent it all.
+    if (this.socket.writableLength > STREAM_MAX_QUEUED_BYTES && signal !== null && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+        signal.addEventListener('abort', done);
+      });
+    }
+    return this.writable && !(signal?.aborted ?? false);
   }
 
   private send(reply: Reply): void {

@@ -1,3 +1,4 @@
+import { KeynodeError } from '../errors.js';
 import type { Service } from '../node/lifecycle.js';
 
 /**
@@ -60,11 +61,26 @@ export class IdleTimer implements Service {
 export class NodeWork implements Service {
   readonly name = 'node requests';
   private readonly inflight = new Set<Promise<unknown>>();
+  private readonly streams = new Set<AbortController>();
 
   start(): void {}
 
+  /** Streams are aborted (a slow reader must not hold the node open), then everything is awaited. */
   async stop(): Promise<void> {
+    for (const stream of this.streams) stream.abort(new KeynodeError('ERR_AGENT_LOCKED', 'the agent was locked'));
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  /** A streamed reply reading the node; returns what to call once it has finished. */
+  trackStream(controller: AbortController): () => void {
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    this.streams.add(controller);
+    void this.track(done);
+    return () => {
+      this.streams.delete(controller);
+      finish();
+    };
   }
 
   track<T>(work: Promise<T>): Promise<T> {

@@ -14,6 +14,9 @@ import { absolutePath, arrayOf, base64, boolean, count, exactlyOne, object, oneO
  * `auth`: 'session' methods need a valid session token and an unlocked node; 'token' methods
  * take a token but check it themselves; 'none' methods need no token (whoever can reach the
  * socket, the node's owner, may always lock, stop or unlock).
+ *
+ * `secrets.ls` and `vaults.log` reply in a stream of frames (api/streams.ts); their entry in
+ * `Results` is the whole result as `call` assembles it.
  */
 type Auth = 'session' | 'token' | 'none';
 interface MethodSpec {
@@ -30,6 +33,7 @@ export const METHODS = {
   'agent.status': { params: none, auth: 'none' },
   'agent.lock': { params: none, auth: 'none' },
   'agent.stop': { params: none, auth: 'none' },
+  'agent.cancel': { params: object({ id: count }), auth: 'none' },
 
   'node.status': { params: none, auth: 'session' },
   'node.check': { params: none, auth: 'session' },
@@ -94,6 +98,8 @@ export interface Results {
   'agent.status': AgentStatus;
   'agent.lock': { locked: true };
   'agent.stop': { stopping: true };
+  /** Stop a streamed reply of this connection (its request id); it ends with `end`. */
+  'agent.cancel': { cancelled: boolean };
   'node.status': NodeStatus;
   'node.check': Awaited<ReturnType<KeynodeNode['check']>>;
   'vaults.list': { vaults: VaultSummary[] };

@@ -4,6 +4,7 @@ import { normalizeSecretPath } from '../vaults/paths.js';
 import type { Vault } from '../vaults/Vault.js';
 import { METHODS, type OwnerMethod, type ParamsOf, type ResultOf } from './contract.js';
 import { validateRequest } from './schema.js';
+import { STREAM_RESULTS, type StreamItems, type StreamMethod } from './streams.js';
 
 /**
  * The owner API's handlers: each method of api/contract.ts that works on the node, over an
@@ -31,6 +32,24 @@ async function collect(vault: Vault, path: string, version?: string): Promise<Ar
 }
 
 type Handlers = { [M in OwnerMethod]: (node: KeynodeNode, params: ParamsOf<M>) => Promise<ResultOf<M>> };
+type StreamHandlers = { [M in StreamMethod]: (node: KeynodeNode, params: ParamsOf<M>) => AsyncGenerator<Array<StreamItems[M]>, void, undefined> };
+
+/** The streamed methods' items, in pages: the agent sends them in frames, LocalClient yields them. */
+export const STREAM_HANDLERS: StreamHandlers = {
+  'secrets.ls': async function* (node, p) {
+    yield* (await vaultOf(node, p.vault)).listPages(p.path, { version: p.version });
+  },
+  'vaults.log': async function* (node, p) {
+    yield* (await vaultOf(node, p.name)).logPages({ path: p.path, limit: p.limit });
+  },
+};
+
+/** A streamed method's whole result (for `call`): every item, then the result's shape. */
+async function collected<M extends StreamMethod>(node: KeynodeNode, name: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
+  const items: Array<StreamItems[M]> = [];
+  for await (const page of STREAM_HANDLERS[name](node, params)) for (const item of page) items.push(item);
+  return (STREAM_RESULTS[name] as (params: ParamsOf<M>, items: Array<StreamItems[M]>) => ResultOf<M>)(params, items);
+}
 
 export const HANDLERS: Handlers = {
   'node.status': async (node) => node.status(),
@@ -48,7 +67,7 @@ export const HANDLERS: Handlers = {
   },
   'vaults.tag': async (node, p) => node.vaults.tagVault(p.name, p.tag),
   'vaults.untag': async (node, p) => node.vaults.untagVault(p.name, p.tag),
-  'vaults.log': async (node, p) => ({ vault: p.name, commits: await (await vaultOf(node, p.name)).log({ path: p.path, limit: p.limit }) }),
+  'vaults.log': async (node, p) => collected(node, 'vaults.log', p),
   'vaults.diff': async (node, p) => {
     const changes = await (await vaultOf(node, p.name)).diff(p.from, p.to, { values: p.values });
     return {
@@ -72,7 +91,7 @@ export const HANDLERS: Handlers = {
     items: await Promise.all(p.items.map(async (item) => ({ ...item, entries: await collect(await vaultOf(node, item.vault), item.path, item.version) }))),
   }),
   'secrets.set': async (node, p) => (await vaultOf(node, p.vault)).writeSecret(p.path, bytes(p.value), { message: p.message }),
-  'secrets.ls': async (node, p) => ({ entries: await (await vaultOf(node, p.vault)).list(p.path, { version: p.version }) }),
+  'secrets.ls': async (node, p) => collected(node, 'secrets.ls', p),
   'secrets.rm': async (node, p) => (await vaultOf(node, p.vault)).remove(p.path, { recursive: p.recursive, message: p.message }),
   'secrets.mkdir': async (node, p) => (await vaultOf(node, p.vault)).makeDir(p.path, { message: p.message }),
   'secrets.stat': async (node, p) => (await vaultOf(node, p.vault)).stat(p.path),
@@ -92,4 +111,10 @@ export async function dispatch<M extends OwnerMethod>(node: KeynodeNode, name: M
   const checked = validateRequest(METHODS[name].params, params ?? {}, 'params') as ParamsOf<M>;
   const handler = HANDLERS[name] as (node: KeynodeNode, params: ParamsOf<M>) => Promise<ResultOf<M>>;
   return handler(node, checked);
+}
+
+/** Validate params (on the first `next()`), then yield a streamed method's items, in pages, from an open node. */
+export async function* dispatchStream<M extends StreamMethod>(node: KeynodeNode, name: M, params: unknown): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
+  const checked = validateRequest<unknown>(METHODS[name].params, params ?? {}, 'params') as ParamsOf<M>;
+  yield* STREAM_HANDLERS[name](node, checked);
 }

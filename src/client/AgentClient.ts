@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { MethodName, OwnerMethod, ParamsOf, ResultOf } from '../api/contract.js';
 import { FILE_PARAMS } from '../api/fileParams.js';
+import type { StreamItems, StreamMethod } from '../api/streams.js';
 import { isKeynodeError, type KeynodeError } from '../errors.js';
 import type { Password } from '../node/KeynodeNode.js';
 import type { AgentConnection } from './AgentConnection.js';
@@ -13,6 +14,12 @@ import { readSession, writeSession } from './sessionFile.js';
 export interface KeynodeClient {
   readonly via: 'agent' | 'local';
   call<M extends OwnerMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>>;
+  /**
+   * A streamed method's items (api/streams.ts) in pages as they come, in bounded memory whatever
+   * their number; the same items in the same order either way (pages may be cut differently).
+   * Stopping early stops the work.
+   */
+  stream<M extends StreamMethod>(method: M, params: ParamsOf<M>): AsyncGenerator<Array<StreamItems[M]>, void, undefined>;
   close(): void;
 }
 
@@ -95,6 +102,24 @@ export class AgentClient implements KeynodeClient {
       if (!needsSession(error)) throw error;
       const fresh = await this.authenticate(error);
       return this.connection.request(method, params, fresh);
+    }
+  }
+
+  async *stream<M extends StreamMethod>(method: M, params: ParamsOf<M>): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
+    this.session ??= this.token();
+    const token = await this.session;
+    let started = false;
+    try {
+      for await (const page of this.connection.stream(method, params, token)) {
+        started = true;
+        yield page;
+      }
+      return;
+    } catch (error) {
+      // A session problem comes before any item: sign in and ask again.
+      if (started || !needsSession(error)) throw error;
+      const fresh = await this.authenticate(error);
+      yield* this.connection.stream(method, params, fresh);
     }
   }
 

@@ -1,16 +1,19 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES } from '../constants.js';
+import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES, CLIENT_STREAM_MAX_QUEUED_FRAMES } from '../constants.js';
 import type { MethodName, ParamsOf, ResultOf, Session } from '../api/contract.js';
+import { STREAM_FIELDS, STREAM_RESULTS, isStreamMethod, type StreamItems, type StreamMethod } from '../api/streams.js';
 import { KeynodeError } from '../errors.js';
 import { onFrames } from '../ipc/framing.js';
-import { encodeRequest, parseReply } from '../ipc/protocol.js';
+import { encodeRequest, parseFrame } from '../ipc/protocol.js';
 import type { Password } from '../node/KeynodeNode.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  /** Set for a streamed reply: its item frames, until `end` (resolve) or an error (reject). */
+  chunk?: (items: unknown[]) => void;
 }
 
 /** Replies may carry a whole vault; bigger than any request frame, still bounded. */
@@ -79,7 +82,7 @@ export class AgentConnection {
   private onFrame(frame: Buffer): void {
     let reply;
     try {
-      reply = parseReply(frame);
+      reply = parseFrame(frame);
     } catch (error) {
       return this.fail(error as KeynodeError);
     }
@@ -87,8 +90,13 @@ export class AgentConnection {
     if (reply.id === null && 'error' in reply) return this.fail(reply.error);
     const waiter = typeof reply.id === 'number' ? this.pending.get(reply.id) : undefined;
     if (!waiter) return;
+    if ('chunk' in reply) {
+      if (waiter.chunk) return waiter.chunk(reply.chunk);
+      return this.fail(new KeynodeError('ERR_INTERNAL', 'the agent streamed a reply that is not a stream'));
+    }
     this.pending.delete(reply.id as number);
     if ('error' in reply) waiter.reject(reply.error);
+    else if ('end' in reply) waiter.resolve(undefined);
     else waiter.resolve(reply.result);
   }
 
@@ -99,9 +107,8 @@ export class AgentConnection {
     this.socket.destroy();
   }
 
-  private send(method: MethodName, paramsJson: string, token: string | undefined): Promise<unknown> {
+  private send(method: MethodName, paramsJson: string, token: string | undefined, chunk?: (items: unknown[]) => void, id = this.nextId++): Promise<unknown> {
     if (this.closedError) return Promise.reject(this.closedError);
-    const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, {
         resolve: (value) => {
@@ -110,13 +117,102 @@ export class AgentConnection {
           resolve(value);
         },
         reject,
+        ...(chunk ? { chunk } : {}),
       });
       this.socket.write(encodeRequest(id, method, paramsJson, token));
     });
   }
 
+  /** A streamed method's whole result, as `request` gives it. */
+  private async collect<M extends StreamMethod>(method: M, params: ParamsOf<M>, token: string | undefined): Promise<ResultOf<M>> {
+    const items: Array<StreamItems[M]> = [];
+    for await (const page of this.stream(method, params, token)) for (const item of page) items.push(item);
+    return (STREAM_RESULTS[method] as (params: ParamsOf<M>, items: Array<StreamItems[M]>) => ResultOf<M>)(params, items);
+  }
+
+  /**
+   * A streamed method's items as they come, a frame's worth at a time (docs/api.md, "Streamed replies"). At most
+   * CLIENT_STREAM_MAX_QUEUED_FRAMES frames wait for the reader; past that the socket is paused,
+   * so a slow reader slows the agent instead of filling this process. Stopping early (break,
+   * return) cancels the stream on the agent (agent.cancel) and drops what still arrives.
+   */
+  async *stream<M extends StreamMethod>(method: M, params: ParamsOf<M>, token?: string): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
+    const frames: unknown[][] = [];
+    let wake: (() => void) | null = null;
+    let finished = false;
+    let failure: unknown = null;
+    let whole: unknown = undefined;
+    let paused = false;
+    let abandoned = false;
+    const notify = () => {
+      const waiting = wake;
+      wake = null;
+      waiting?.();
+    };
+    const id = this.nextId++;
+    const settled = this.send(
+      method,
+      JSON.stringify(params),
+      token,
+      (items) => {
+        if (abandoned) return;
+        frames.push(items);
+        if (frames.length >= CLIENT_STREAM_MAX_QUEUED_FRAMES && !paused) {
+          paused = true;
+          this.socket.pause();
+        }
+        notify();
+      },
+      id,
+    ).then(
+      (result) => {
+        finished = true;
+        whole = result; // undefined after `end`; a whole result from an agent that does not stream
+        notify();
+      },
+      (error: unknown) => {
+        finished = true;
+        failure = error;
+        notify();
+      },
+    );
+    try {
+      for (;;) {
+        const items = frames.shift();
+        if (items) {
+          if (paused && frames.length < CLIENT_STREAM_MAX_QUEUED_FRAMES / 2) {
+            paused = false;
+            this.socket.resume();
+          }
+          yield items as Array<StreamItems[M]>;
+          continue;
+        }
+        if (finished) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+      if (failure !== null) throw failure as Error;
+      if (whole !== undefined) {
+        // An agent started before streams (still running after an upgrade) answers with the whole result.
+        const items = (whole as Record<string, unknown> | null)?.[STREAM_FIELDS[method] as string];
+        if (!Array.isArray(items)) throw new KeynodeError('ERR_INTERNAL', 'the agent sent a malformed reply');
+        yield items as Array<StreamItems[M]>;
+      }
+    } finally {
+      if (!finished) {
+        abandoned = true;
+        frames.length = 0;
+        if (paused) this.socket.resume();
+        // Fire and forget: the reply (or the connection closing) settles it; nothing waits on it.
+        this.send('agent.cancel', JSON.stringify({ id }), undefined).catch(() => undefined);
+        void settled;
+      }
+    }
+  }
+
   /** One call of the owner API (api/contract.ts); the result is typed by the contract. */
   async request<M extends MethodName>(method: M, params: ParamsOf<M>, token?: string): Promise<ResultOf<M>> {
+    // Narrowing `method` does not narrow M: the params and the result are M's, as the contract says.
+    if (isStreamMethod(method)) return (await this.collect<StreamMethod>(method, params as ParamsOf<StreamMethod>, token)) as ResultOf<M>;
     // The agent takes large frames only on a connection that has authenticated: do so first
     // (without a valid token this fails as the request itself would, and the caller signs in).
     const paramsJson = JSON.stringify(params);

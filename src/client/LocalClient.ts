@@ -1,4 +1,5 @@
 import type { OwnerMethod, ParamsOf, ResultOf } from '../api/contract.js';
+import type { StreamItems, StreamMethod } from '../api/streams.js';
 import { KeynodeError } from '../errors.js';
 import type { KeynodeNode } from '../node/KeynodeNode.js';
 import { withAbsolutePaths, type ClientOptions, type KeynodeClient } from './AgentClient.js';
@@ -16,6 +17,16 @@ export class LocalClient implements KeynodeClient {
 
   async call<M extends OwnerMethod>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     const { dispatch } = await import('../api/handlers.js');
+    return dispatch(await this.open(), method, withAbsolutePaths(method, params));
+  }
+
+  /** The agent's own generator (api/handlers.ts), run here: the same items in the same order. */
+  async *stream<M extends StreamMethod>(method: M, params: ParamsOf<M>): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
+    const { dispatchStream } = await import('../api/handlers.js');
+    yield* dispatchStream(await this.open(), method, params);
+  }
+
+  private async open(): Promise<KeynodeNode> {
     if (!this.node) {
       const { KeynodeNode } = await import('../node/KeynodeNode.js');
       const { keyFileExists } = await import('../keys/KeyFile.js');
@@ -29,7 +40,7 @@ export class LocalClient implements KeynodeClient {
         if (typeof password !== 'string') password.fill(0);
       }
     }
-    return dispatch(this.node, method, withAbsolutePaths(method, params));
+    return this.node;
   }
 
   close(): void {

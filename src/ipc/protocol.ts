@@ -13,6 +13,19 @@ export type RequestId = string | number;
 
 export type Reply = { v: number; id: RequestId | null } & ({ result: unknown } | { error: KeynodeErrorJSON });
 
+/**
+ * A streamed reply (docs/api.md, "Streamed replies"): frames `{ v, id, chunk: [items] }`, then
+ * `{ v, id, end: true }`, or `{ v, id, error }` at any point, which ends it. The items come
+ * serialised (a JSON array): the agent measures them to bound its frames.
+ */
+export function encodeChunk(id: RequestId, itemsJson: string): string {
+  return `{"v":${PROTOCOL_VERSION},"id":${JSON.stringify(id)},"chunk":${itemsJson}}\n`;
+}
+
+export function encodeEnd(id: RequestId): string {
+  return `{"v":${PROTOCOL_VERSION},"id":${JSON.stringify(id)},"end":true}\n`;
+}
+
 export function resultReply(id: RequestId | null, result: unknown): Reply {
   return { v: PROTOCOL_VERSION, id, result };
 }
@@ -38,12 +51,40 @@ export type ParsedReply = { id: RequestId | null; result: unknown } | { id: Requ
  * ERR_INTERNAL (KeynodeError.fromJSON), never a crash.
  */
 export function parseReply(frame: Buffer): ParsedReply {
+  return parseObject(parseJson(frame));
+}
+
+/** Frames of a streamed reply, as the client reads them. */
+export type ParsedFrame = ParsedReply | { id: RequestId | null; chunk: unknown[] } | { id: RequestId | null; end: true };
+
+/**
+ * Any frame, a streamed reply's included: `chunk` (a list) and `end: true` are read before
+ * `result`; an error wins over both. Whatever the bytes, a frame or a KeynodeError.
+ */
+export function parseFrame(frame: Buffer): ParsedFrame {
+  const value = parseJson(frame);
+  const reply = parseObject(value);
+  if ('error' in reply) return reply;
+  const fields = value as Record<string, unknown>;
+  if (fields.chunk !== undefined) {
+    if (!Array.isArray(fields.chunk)) throw new KeynodeError('ERR_INTERNAL', 'the agent sent a stream chunk that is not a list');
+    return { id: reply.id, chunk: fields.chunk };
+  }
+  if (fields.end === true) return { id: reply.id, end: true };
+  return reply;
+}
+
+function parseJson(frame: Buffer): unknown {
   let value: unknown;
   try {
     value = JSON.parse(frame.toString('utf8'));
   } catch {
     throw new KeynodeError('ERR_INTERNAL', 'the agent sent something that is not JSON');
   }
+  return value;
+}
+
+function parseObject(value: unknown): ParsedReply {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KeynodeError('ERR_INTERNAL', 'the agent sent a reply that is not an object');
   const reply = value as Record<string, unknown>;
   const id = typeof reply.id === 'number' || typeof reply.id === 'string' ? reply.id : null;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { SecretEntry } from '../../../vaults/Vault.js';
 import { parseSecretRef } from '../../../vaults/paths.js';
 import { globalOptions, withClient } from '../../context.js';
-import { emit } from '../../output.js';
+import { emit, emitList } from '../../output.js';
 
 interface TreeNode {
   name: string;
@@ -42,9 +42,14 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { tree?: boolean; version?: string }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref, { allowRoot: true });
-      const { entries } = await withClient(global, (client) => client.call('secrets.ls', { vault: vaultName, path, version: options.version }));
-      emit(global, { vault: vaultName, path, entries }, () =>
-        options.tree ? drawTree(path === '' ? vaultName : `${vaultName}:${path}`, path, entries) : entries.map((e) => e.path + (e.type === 'dir' ? '/' : '')).join('\n'),
-      );
+      const params = { vault: vaultName, path, version: options.version };
+      await withClient(global, async (client) => {
+        // A tree is drawn whole (a line's shape depends on the entries after it); a list streams.
+        if (options.tree && !global.json) {
+          const { entries } = await client.call('secrets.ls', params);
+          return emit(global, {}, () => drawTree(path === '' ? vaultName : `${vaultName}:${path}`, path, entries));
+        }
+        await emitList(global, { vault: vaultName, path }, 'entries', client.stream('secrets.ls', params), (e) => e.path + (e.type === 'dir' ? '/' : ''));
+      });
     });
 }

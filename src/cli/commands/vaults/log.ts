@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { globalOptions, parseInteger, withClient } from '../../context.js';
-import { emit } from '../../output.js';
+import { emitList } from '../../output.js';
 
 export function register(vaults: Command): void {
   vaults
@@ -11,7 +11,8 @@ export function register(vaults: Command): void {
     .action(async (name: string, options: { path?: string; limit?: string }, command: Command) => {
       const global = globalOptions(command);
       const limit = options.limit === undefined ? undefined : parseInteger(options.limit, '--limit');
-      const { commits } = await withClient(global, (client) => client.call('vaults.log', { name, path: options.path, limit }));
-      emit(global, { vault: name, commits }, () => commits.map((c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`).join('\n'));
+      await withClient(global, (client) =>
+        emitList(global, { vault: name }, 'commits', client.stream('vaults.log', { name, path: options.path, limit }), (c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`),
+      );
     });
 }
