@@ -198,16 +198,15 @@ export class KeynodeNode {
       const keys = new NodeKeys(master);
       master.fill(0);
       const store = LogStore.open(nodePath, keys.storeBatchKey, { acceptOlderState: options.acceptOlderState });
-      let info: NodeInfo;
       try {
-        info = readNodeInfo(store, keys, nodePath);
+        // The registry is decoded here too: a damaged one must not leave the store open.
+        const node = new KeynodeNode(nodePath, keys, store, lock, readNodeInfo(store, keys, nodePath));
+        node.vaults.finishPendingPurge();
+        return node;
       } catch (error) {
         store.close();
         throw error;
       }
-      const node = new KeynodeNode(nodePath, keys, store, lock, info);
-      node.vaults.finishPendingPurge();
-      return node;
     } catch (error) {
       if (!options.heldLock) lock.release();
       throw error;
