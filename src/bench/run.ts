@@ -12,12 +12,12 @@
  *
  *   5. Scale (issue 7), one module each, also runnable alone (`node dist/bench/<name>.js [--quick]`):
  *      storage (open with and without the index checkpoint, compaction stalls), trees (flat
- *      directories of 10k/100k/1M), history (a vault of 10k/100k commits), largeValues (chunked
- *      values to 1 GiB), cli (every command's invocation time; native client vs Node vs pass).
+ *      directories of 10k/100k/1M), history (a vault of 10k/100k commits), listing (`secrets ls`
+ *      of 100k/1M streamed: first line, total, peak memory), largeValues (chunked values to 1 GiB), cli (every command's invocation time; native client vs Node vs pass).
  *
  * Options: --quick (skip 100,000 and pass; smaller scale sections), --pass-count N (default 1000),
  * --only a,b (run only these sections: library, unlock, pass, agent, storage, trees, history,
- * largeValues, cli).
+ * listing, largeValues, cli).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -282,6 +282,7 @@ try {
   if (wanted('storage')) await (await import('./storage.js')).benchStorage(options);
   if (wanted('trees')) await (await import('./trees.js')).benchTrees(options);
   if (wanted('history')) await (await import('./history.js')).benchHistory(options);
+  if (wanted('listing')) await (await import('./listing.js')).benchListing(options);
   if (wanted('largeValues')) await (await import('./largeValues.js')).benchLargeValues(options);
   if (wanted('cli')) await (await import('./cli.js')).benchCli(options);
 } finally {
