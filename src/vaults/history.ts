@@ -1,7 +1,7 @@
 import { KeynodeError } from '../errors.js';
 import { COMMIT_PREFIX_MIN_CHARS } from '../constants.js';
 import type { BatchOp } from '../storage/LogStore.js';
-import { HistoryIndex, IndexInconsistent, PREFIX_BUCKET_HEX, WIDE_CHANGE_PATHS, headsLogPage, type CommitRecord, type LogEntry } from './historyIndex.js';
+import { HistoryIndex, IndexInconsistent, PREFIX_BUCKET_HEX, WIDE_CHANGE_PATHS, headsLogPage, pathRecordName, prefixBucketName, type CommitRecord, type LogEntry } from './historyIndex.js';
 import type { ObjectStore } from './objects.js';
 import { joinPath, parentOf } from './paths.js';
 import { CompactTree, TREE_MODE, type Tree, type TreeEntry } from './trees.js';
@@ -232,8 +232,14 @@ export class History {
    * (the caller's batch); it is called every `chunk` commits so a rebuild stays bounded in memory.
    */
   async indexFrom(tip: string, options: { rebuild: boolean; flush: (ops: BatchOp[]) => void; chunk?: number }): Promise<number> {
-    const { rebuild, flush } = options;
+    const { rebuild } = options;
     const chunk = options.chunk ?? 5_000;
+    // A vault deleted while a stale handle rebuilds (a stream running over the deletion, its
+    // objects still cached) must not get index records back: they would be orphans for ever.
+    const flush = (ops: BatchOp[]) => {
+      if (!this.objects.has(tip)) throw new KeynodeError('ERR_VAULT_NOT_FOUND', `no vault named "${this.vaultName()}"`, { vault: this.vaultName() });
+      options.flush(ops);
+    };
     const order: string[] = [];
     const facts = new Map<string, { parents: string[]; time: number; tree: string }>();
     const state = new Map<string, 1 | 2>();
@@ -260,6 +266,7 @@ export class History {
     if (rebuild) {
       this.index.forget();
       this.index.stageDelete('hist/meta');
+      this.index.stageDistrustedDeletes();
     }
     const buckets = rebuild ? new Map<string, Buffer>() : undefined;
     let staged = 0;
@@ -352,7 +359,7 @@ export class History {
         vault: this.vaultName(),
       });
     }
-    if (!this.index.record(matches[0]!)) throw new IndexInconsistent('a bucket names an unindexed commit');
+    if (!this.index.record(matches[0]!)) throw this.index.distrust(prefixBucketName(prefix), 'a bucket names an unindexed commit');
     return matches[0]!;
   }
 
@@ -507,12 +514,12 @@ export class History {
     const narrow = this.index.pathRecord(path);
     let narrowDepth = -1;
     if (narrow !== null) {
-      const record = this.index.requireRecord(narrow);
-      narrowDepth = record.depth;
-      if (record.depth > headRecord.depth || this.firstParentAncestor(head, headRecord.depth - record.depth) !== narrow) {
-        throw new IndexInconsistent('a path record names a commit outside this history');
+      const record = this.index.record(narrow);
+      if (!record || record.depth > headRecord.depth || this.firstParentAncestor(head, headRecord.depth - record.depth) !== narrow) {
+        throw this.index.distrust(pathRecordName(path), 'a path record names a commit outside this history');
       }
-      if (!(await this.changes(this.objects.readCommit(narrow), path))) throw new IndexInconsistent('a path record names a commit that did not change it');
+      narrowDepth = record.depth;
+      if (!(await this.changes(this.objects.readCommit(narrow), path))) throw this.index.distrust(pathRecordName(path), 'a path record names a commit that did not change it');
     }
     for (let wide = headRecord.wide ? head : headRecord.lastWide; wide !== null; ) {
       const record = this.index.requireRecord(wide);

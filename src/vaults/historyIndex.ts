@@ -183,6 +183,12 @@ const RECORD_CACHE_ENTRIES = 20_000;
 export class HistoryIndex {
   private pending = new Map<string, Buffer | null>();
   private readonly records = new LruCache<string, CommitRecord>(RECORD_CACHE_ENTRIES);
+  /**
+   * Records a query found lying that a rebuild might not rewrite (a path record or prefix
+   * bucket no indexed commit writes again): the next full rebuild deletes them, else the
+   * inconsistency would outlive every rebuild.
+   */
+  private readonly distrusted = new Set<string>();
   readonly counters: IndexCounters = { recordReads: 0 };
 
   constructor(
@@ -242,7 +248,7 @@ export class HistoryIndex {
   bucket(prefix: string): string[] {
     const bytes = this.read(prefixBucketName(prefix));
     if (!bytes) return [];
-    if (bytes.length % 20 !== 0) throw new IndexInconsistent('malformed prefix bucket');
+    if (bytes.length % 20 !== 0) throw this.distrust(prefixBucketName(prefix), 'malformed prefix bucket');
     const ids: string[] = [];
     for (let at = 0; at < bytes.length; at += 20) ids.push(bytes.toString('hex', at, at + 20));
     return ids;
@@ -253,7 +259,7 @@ export class HistoryIndex {
     const bytes = this.read(pathRecordName(path));
     if (!bytes) return null;
     const oid = bytes.toString('ascii');
-    if (!isOid(oid)) throw new IndexInconsistent('malformed path record');
+    if (!isOid(oid)) throw this.distrust(pathRecordName(path), 'malformed path record');
     return oid;
   }
 
@@ -329,6 +335,18 @@ export class HistoryIndex {
     }
     if (!merges) for (const path of record.changed) this.stage(pathRecordName(path), Buffer.from(oid, 'ascii'));
     return record;
+  }
+
+  /** Note a record as wrong (deleted by the next full rebuild) and return the error to throw. */
+  distrust(name: string, what: string): IndexInconsistent {
+    this.distrusted.add(name);
+    return new IndexInconsistent(what);
+  }
+
+  /** Stage the deletion of every distrusted record (a full rebuild rewrites those still due). */
+  stageDistrustedDeletes(): void {
+    for (const name of this.distrusted) this.stage(name, null);
+    this.distrusted.clear();
   }
 
   /** Stage whole prefix buckets (a rebuild computes them in memory). */
