@@ -921,6 +921,11 @@ static int take_frame(const unsigned char *frame, size_t n, double id, reply_t *
       if (object_get(s, &error, "message", &message) && message.type == J_STRING) {
         string_value(s, &message, &r->message);
         readable = r->message.len <= MAX_WIRE_MESSAGE_CHARS;
+        /* One line, nothing a terminal acts on: as KeynodeError.fromJSON, control characters become U+FFFD. */
+        for (size_t k = 0; k < r->message.len; k++) {
+          unsigned u = r->message.u[k];
+          if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u == 0x2028 || u == 0x2029) r->message.u[k] = 0xFFFD;
+        }
       }
     }
     if (!readable) {

@@ -60,6 +60,7 @@ export interface KeynodeErrorJSON {
 }
 
 const MAX_WIRE_MESSAGE_CHARS = 4096;
+const WIRE_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
 
 /** Marks every KeynodeError, whichever copy of this module made it (see hasInstance below). */
 const KEYNODE_ERROR = Symbol.for('keynode.KeynodeError');
@@ -97,7 +98,9 @@ export class KeynodeError extends Error {
   static fromJSON(value: unknown): KeynodeError {
     const record = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
     const given = typeof record.data === 'object' && record.data !== null && !Array.isArray(record.data) ? { ...(record.data as Record<string, unknown>) } : {};
-    const message = typeof record.message === 'string' && record.message.length <= MAX_WIRE_MESSAGE_CHARS ? record.message : 'error without a readable message';
+    const readable = typeof record.message === 'string' && record.message.length <= MAX_WIRE_MESSAGE_CHARS;
+    // One line, and nothing a terminal would act on: control characters become U+FFFD.
+    const message = readable ? (record.message as string).replace(WIRE_CONTROL_CHARACTERS, '\uFFFD') : 'error without a readable message';
     if (isErrorCode(record.code)) return new KeynodeError(record.code, message, given);
     const code = typeof record.code === 'string' ? record.code.slice(0, 64) : String(typeof record.code);
     return new KeynodeError('ERR_INTERNAL', message, { ...given, code });

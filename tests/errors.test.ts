@@ -37,6 +37,12 @@ describe('KeynodeError across a boundary', () => {
     expect(KeynodeError.fromJSON({ code: 'toString' }).code).toBe('ERR_INTERNAL');
   });
 
+  it('keeps a message from the wire on one line, with nothing a terminal would act on', () => {
+    const error = KeynodeError.fromJSON({ code: 'ERR_IO', message: 'a\nb\u001b[2Jc\u2028d\u0085e' });
+    expect(error.message).toBe('a\uFFFDb\uFFFD[2Jc\uFFFDd\uFFFDe');
+    expect(KeynodeError.fromJSON({ code: 'ERR_IO', message: 'plain: ünïcode ✓' }).message).toBe('plain: ünïcode ✓');
+  });
+
   it('sends no stack and no cause', () => {
     const error = new KeynodeError('ERR_IO', 'disk', {}, { cause: new Error('secret detail') });
     expect(JSON.stringify(error)).toBe('{"code":"ERR_IO","message":"disk"}');
