@@ -71,7 +71,18 @@ const CHEAP_TO_ESM = `var __toESM = (mod, isNodeMode) => isNodeMode && mod != nu
 
 async function bundle({ outfile, ...options }) {
   const outDir = path.dirname(outfile);
-  const result = await build({ ...options, outfile, write: false, bundle: true, platform: 'node', format: 'cjs', target: 'node20', banner: { js: MODULE_URL_BANNER }, plugins: [cliPlugin(outDir)], logLevel: 'warning' });
+  const result = await build({
+    ...options,
+    outfile,
+    write: false,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    banner: { js: MODULE_URL_BANNER },
+    plugins: [cliPlugin(outDir)],
+    logLevel: 'warning',
+  });
   let text = result.outputFiles[0].text;
   if (text.includes('__toESM(')) {
     if (text.split(TO_ESM).length !== 2) throw new Error(`${outfile}: esbuild's __toESM helper changed; update scripts/postbuild.mjs`);

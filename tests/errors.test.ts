@@ -6,12 +6,17 @@ import { ERROR_CODES, KeynodeError, isErrorCode } from '../src/errors.js';
 describe('KeynodeError across a boundary', () => {
   it('keeps code, message and data through toJSON → JSON → fromJSON', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...ERROR_CODES), fc.string({ maxLength: 200 }), fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue()), (code, message, data) => {
-        const error = new KeynodeError(code, message, data);
-        const back = KeynodeError.fromJSON(JSON.parse(JSON.stringify(error)));
-        expect(back).toBeInstanceOf(KeynodeError);
-        expect(back.toJSON()).toEqual(JSON.parse(JSON.stringify(error.toJSON())));
-      }),
+      fc.property(
+        fc.constantFrom(...ERROR_CODES),
+        fc.string({ maxLength: 200 }),
+        fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue()),
+        (code, message, data) => {
+          const error = new KeynodeError(code, message, data);
+          const back = KeynodeError.fromJSON(JSON.parse(JSON.stringify(error)));
+          expect(back).toBeInstanceOf(KeynodeError);
+          expect(back.toJSON()).toEqual(JSON.parse(JSON.stringify(error.toJSON())));
+        },
+      ),
     );
   });
 

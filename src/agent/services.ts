@@ -43,12 +43,15 @@ export class IdleTimer implements Service {
     if (this.timeoutMs <= 0 || !this.running) return;
     clearTimeout(this.timer);
     const due = this.lastActivity + this.timeoutMs - Date.now();
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (!this.running) return;
-      if (Date.now() - this.lastActivity >= this.timeoutMs) this.onIdle();
-      else this.arm();
-    }, Math.max(due, 10));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        if (!this.running) return;
+        if (Date.now() - this.lastActivity >= this.timeoutMs) this.onIdle();
+        else this.arm();
+      },
+      Math.max(due, 10),
+    );
     this.timer.unref();
   }
 }

@@ -38,7 +38,14 @@ export async function benchCli(options: { quick: boolean }): Promise<void> {
   const runs = options.quick ? 7 : 21;
   console.log(`\n== CLI invocations with a running agent (median of ${runs} runs, wall time, NODE_EXTRA_CA_CERTS unset) ==`);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'keynode-bench-cli-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: path.join(root, 'home'), KEYNODE_PATH: path.join(root, 'node'), XDG_RUNTIME_DIR: path.join(root, 'run'), KEYNODE_PASSWORD: 'bench password', KEYNODE_NO_PROMPT: '1' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: path.join(root, 'home'),
+    KEYNODE_PATH: path.join(root, 'node'),
+    XDG_RUNTIME_DIR: path.join(root, 'run'),
+    KEYNODE_PASSWORD: 'bench password',
+    KEYNODE_NO_PROMPT: '1',
+  };
   delete env.NODE_EXTRA_CA_CERTS;
   fs.mkdirSync(env.HOME!, { recursive: true });
   fs.mkdirSync(env.XDG_RUNTIME_DIR!, { recursive: true, mode: 0o700 });
@@ -61,10 +68,13 @@ export async function benchCli(options: { quick: boolean }): Promise<void> {
       ['secrets ls', () => [['secrets', 'ls', 'app:dir']]],
       ['secrets stat', () => [['secrets', 'stat', 'app:db/password']]],
       ['secrets mkdir', () => [['secrets', 'mkdir', `app:made/d${serial++}`]]],
-      ['secrets cp', () => {
-        copies.push(serial);
-        return [['secrets', 'cp', 'app:dir/s0', `app:copies/c${serial++}`]];
-      }],
+      [
+        'secrets cp',
+        () => {
+          copies.push(serial);
+          return [['secrets', 'cp', 'app:dir/s0', `app:copies/c${serial++}`]];
+        },
+      ],
       ['secrets rm', () => [['secrets', 'rm', `app:copies/c${copies.shift()!}`]]],
       ['secrets env --format', () => [['secrets', 'env', 'app:dir', '--format', 'dotenv']]],
       ['vaults list', () => [['vaults', 'list']]],
@@ -115,9 +125,18 @@ export async function benchCli(options: { quick: boolean }): Promise<void> {
       fs.mkdirSync(gnupg, { mode: 0o700 });
       const passEnv: NodeJS.ProcessEnv = { ...env, GNUPGHOME: gnupg, PASSWORD_STORE_DIR: path.join(root, 'password-store') };
       // ed25519 signing key with a cv25519 encryption subkey: pass's fastest common setup.
-      execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode bench <bench@keynode.invalid>', 'ed25519', 'sign', 'never'], { env: passEnv, stdio: 'ignore' });
-      const fingerprint = /^fpr:+([0-9A-F]+):/m.exec(execFileSync('gpg', ['--with-colons', '--list-keys', 'bench@keynode.invalid'], { env: passEnv }).toString())![1]!;
-      execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-add-key', fingerprint, 'cv25519', 'encr', 'never'], { env: passEnv, stdio: 'ignore' });
+      execFileSync(
+        'gpg',
+        ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode bench <bench@keynode.invalid>', 'ed25519', 'sign', 'never'],
+        { env: passEnv, stdio: 'ignore' },
+      );
+      const fingerprint = /^fpr:+([0-9A-F]+):/m.exec(
+        execFileSync('gpg', ['--with-colons', '--list-keys', 'bench@keynode.invalid'], { env: passEnv }).toString(),
+      )![1]!;
+      execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-add-key', fingerprint, 'cv25519', 'encr', 'never'], {
+        env: passEnv,
+        stdio: 'ignore',
+      });
       execFileSync('pass', ['init', 'bench@keynode.invalid'], { env: passEnv, stdio: 'ignore' });
       execFileSync('pass', ['insert', '-m', '-f', 'db/password'], { env: passEnv, input: 'hunter2\n', stdio: ['pipe', 'ignore', 'ignore'] });
       const shows = Array.from({ length: runs }, () => timeRun('pass', ['show', 'db/password'], passEnv));
@@ -127,7 +146,9 @@ export async function benchCli(options: { quick: boolean }): Promise<void> {
       console.log(options.quick ? '   pass: skipped (--quick)' : '   pass is not installed and could not be installed here: skipped');
     }
     const pass = figures['pass (gpg ed25519)'];
-    console.log(`   ${''.padEnd(20)} ${'secrets get'.padStart(12)} ${'secrets set'.padStart(12)}${pass ? '   ratio to pass show / insert (target <= 0.5)' : ''}`);
+    console.log(
+      `   ${''.padEnd(20)} ${'secrets get'.padStart(12)} ${'secrets set'.padStart(12)}${pass ? '   ratio to pass show / insert (target <= 0.5)' : ''}`,
+    );
     for (const [label, f] of Object.entries(figures)) {
       const ratios = pass ? `   ${(f.get / pass.get).toFixed(2)} / ${(f.set / pass.set).toFixed(2)}` : '';
       console.log(`   ${label.padEnd(20)} ${ms(f.get).padStart(12)} ${ms(f.set).padStart(12)}${ratios}`);

@@ -30,7 +30,12 @@ async function landHistory(vault: Vault, commits: number): Promise<{ oids: strin
     const blob = encodeBlob(Buffer.from(`value ${i}`));
     keys.set(`${i % KEYS}`, { mode: '100644', type: 'blob', oid: blob.oid });
     const dir = encodeTree(keys);
-    const root = encodeTree(new Map<string, TreeEntry>([['fixed', { mode: '100644', type: 'blob', oid: fixed.oid }], ['k', { mode: '040000', type: 'tree', oid: dir.oid }]]));
+    const root = encodeTree(
+      new Map<string, TreeEntry>([
+        ['fixed', { mode: '100644', type: 'blob', oid: fixed.oid }],
+        ['k', { mode: '040000', type: 'tree', oid: dir.oid }],
+      ]),
+    );
     const commit = encodeCommit({ tree: root.oid, parents: [parent], author: { name: 'n', email: 'n@n', timestamp: time + i }, message: `c${i}` });
     objects.push(blob, dir, root, commit);
     oids.push(commit.oid);
@@ -80,7 +85,12 @@ async function measure(commits: number, dir: string) {
   // paths): merge in a one-commit side branch that empties the tree, older than everything.
   const empty = encodeTree(new Map());
   const side = encodeCommit({ tree: empty.oid, parents: [oids[commits - 2]!], author: { name: 'n', email: 'n@n', timestamp: 1 }, message: 'side' });
-  const merge = encodeCommit({ tree: lastTree, parents: [oids[commits - 1]!, side.oid], author: { name: 'n', email: 'n@n', timestamp: Math.floor(Date.now() / 1000) }, message: 'merge' });
+  const merge = encodeCommit({
+    tree: lastTree,
+    parents: [oids[commits - 1]!, side.oid],
+    author: { name: 'n', email: 'n@n', timestamp: Math.floor(Date.now() / 1000) },
+    message: 'merge',
+  });
   await vault.landCommits({ objects: [empty, side, merge], head: merge.oid });
   figures['stat after a merge'] = await timed(vault, 3, () => vault.stat('fixed'));
   figures['log --path P -n 1 after a merge'] = await timed(vault, 3, () => vault.log({ path: 'fixed', limit: 1 }));
@@ -101,7 +111,14 @@ const CLI = path.resolve(import.meta.dirname, '..', 'cli', 'keynode.cjs');
  */
 async function measureCli(commits: number, dir: string, runs: number): Promise<Array<[string, number]>> {
   const root = path.join(dir, `cli-${commits}`);
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: path.join(root, 'home'), KEYNODE_PATH: path.join(root, 'node'), XDG_RUNTIME_DIR: path.join(root, 'run'), KEYNODE_PASSWORD: 'bench', KEYNODE_NO_PROMPT: '1' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: path.join(root, 'home'),
+    KEYNODE_PATH: path.join(root, 'node'),
+    XDG_RUNTIME_DIR: path.join(root, 'run'),
+    KEYNODE_PASSWORD: 'bench',
+    KEYNODE_NO_PROMPT: '1',
+  };
   delete env.NODE_EXTRA_CA_CERTS;
   fs.mkdirSync(env.HOME!, { recursive: true });
   fs.mkdirSync(env.XDG_RUNTIME_DIR!, { recursive: true, mode: 0o700 });
@@ -147,15 +164,28 @@ export async function benchHistory(options: { quick: boolean }): Promise<void> {
     const b = await measure(large, dir);
     console.log(`   landed (objects + index, batches of 5,000): ${(a.built / 1000).toFixed(1)} s and ${(b.built / 1000).toFixed(1)} s`);
     for (const name of Object.keys(b.figures)) {
-      const [x, y] = [a.figures[name.replace(String(large / 2), String(small / 2))] ?? Object.values(a.figures)[Object.keys(b.figures).indexOf(name)]!, b.figures[name]!];
-      console.log(`   ${name.padEnd(34)} ${ms(y.ms).padStart(9)} (${y.objects} objects, ${y.records} index records)   at ${small.toLocaleString('en')}: ${ms(x.ms)}, growth ${(y.ms / x.ms).toFixed(2)}x`);
+      const [x, y] = [
+        a.figures[name.replace(String(large / 2), String(small / 2))] ?? Object.values(a.figures)[Object.keys(b.figures).indexOf(name)]!,
+        b.figures[name]!,
+      ];
+      console.log(
+        `   ${name.padEnd(34)} ${ms(y.ms).padStart(9)} (${y.objects} objects, ${y.records} index records)   at ${small.toLocaleString('en')}: ${ms(x.ms)}, growth ${(y.ms / x.ms).toFixed(2)}x`,
+      );
     }
-    console.log(`   store bytes per one-secret commit (objects + index + head): ${a.perCommit.toFixed(0)} B at ${small.toLocaleString('en')}, ${b.perCommit.toFixed(0)} B at ${large.toLocaleString('en')}`);
+    console.log(
+      `   store bytes per one-secret commit (objects + index + head): ${a.perCommit.toFixed(0)} B at ${small.toLocaleString('en')}, ${b.perCommit.toFixed(0)} B at ${large.toLocaleString('en')}`,
+    );
     if (fs.existsSync(CLI)) {
       const runs = 5;
-      console.log(`\n== History through the CLI with an agent: ${small.toLocaleString('en')} and ${large.toLocaleString('en')} commits (wall time per invocation, median of ${runs}) ==`);
+      console.log(
+        `\n== History through the CLI with an agent: ${small.toLocaleString('en')} and ${large.toLocaleString('en')} commits (wall time per invocation, median of ${runs}) ==`,
+      );
       const [x, y] = [await measureCli(small, dir, runs), await measureCli(large, dir, runs)];
-      y.forEach(([name, time], i) => console.log(`   ${name.padEnd(40)} ${ms(time).padStart(9)}   at ${small.toLocaleString('en')}: ${ms(x[i]![1])}, growth ${(time / x[i]![1]).toFixed(2)}x`));
+      y.forEach(([name, time], i) =>
+        console.log(
+          `   ${name.padEnd(40)} ${ms(time).padStart(9)}   at ${small.toLocaleString('en')}: ${ms(x[i]![1])}, growth ${(time / x[i]![1]).toFixed(2)}x`,
+        ),
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -158,10 +158,7 @@ function sealingAlone(size: number): { oneCallMs: number; streamMs: number } {
 export async function benchLargeValues(options: { quick: boolean }): Promise<void> {
   console.log('\n== Large values (storage half): chunked stream, staged in batches, read back verified ==');
   const sizes = options.quick ? [100 * MIB] : [100 * MIB, 1024 * MIB];
-  const places = [
-    ...(fs.existsSync('/dev/shm') ? [{ name: 'tmpfs /dev/shm', root: '/dev/shm' }] : []),
-    { name: `disk ${os.tmpdir()}`, root: os.tmpdir() },
-  ];
+  const places = [...(fs.existsSync('/dev/shm') ? [{ name: 'tmpfs /dev/shm', root: '/dev/shm' }] : []), { name: `disk ${os.tmpdir()}`, root: os.tmpdir() }];
   const sealed = sealingAlone(100 * MIB);
   console.log(`   sealing 100 MiB alone: one AEAD call ${sealed.oneCallMs.toFixed(0)} ms, 1 MiB stream chunks ${sealed.streamMs.toFixed(0)} ms`);
   for (const place of places) {

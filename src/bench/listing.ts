@@ -21,7 +21,8 @@ const MiB = 1024 * 1024;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 type Shape = 'flat' | 'nested';
-const nameOf = (shape: Shape, i: number) => (shape === 'flat' ? `s${String(i).padStart(7, '0')}` : `d${i % 100}/e${Math.floor(i / 100) % 10}/s${String(i).padStart(7, '0')}`);
+const nameOf = (shape: Shape, i: number) =>
+  shape === 'flat' ? `s${String(i).padStart(7, '0')}` : `d${i % 100}/e${Math.floor(i / 100) % 10}/s${String(i).padStart(7, '0')}`;
 
 async function buildNode(nodePath: string, shape: Shape, count: number, commits = 0): Promise<number> {
   const started = performance.now();
@@ -114,10 +115,16 @@ async function measureListing(dir: string, shape: Shape, count: number, repeats:
     console.log(
       `   ${`${label}, ${name}`.padEnd(30)} first line ${fmtMs(median(runs.map((r) => r.firstMs))).padStart(8)}, total ${fmtMs(median(runs.map((r) => r.totalMs))).padStart(8)}, client peak ${fmtMiB(median(runs.map((r) => r.clientPeak))).padStart(8)}${extra}  (${runs[0]!.lines.toLocaleString('en')} lines)`,
     );
-  console.log(`   (${label}: built in ${(built / 1000).toFixed(1)} s; \`vaults list\` through the agent, the floor of any command: ${fmtMs(median(floor.map((r) => r.totalMs)))})`);
+  console.log(
+    `   (${label}: built in ${(built / 1000).toFixed(1)} s; \`vaults list\` through the agent, the floor of any command: ${fmtMs(median(floor.map((r) => r.totalMs)))})`,
+  );
   row('no agent', local);
   // The first run loads the trees into the agent's cache (bounded by bytes); later runs find them there.
-  row('agent', agentRuns, `, agent peak above idle ${fmtMiB(agentRuns[0]!.agentAboveIdle)} first run, ${fmtMiB(median(agentRuns.map((r) => r.agentAboveIdle)))} median`);
+  row(
+    'agent',
+    agentRuns,
+    `, agent peak above idle ${fmtMiB(agentRuns[0]!.agentAboveIdle)} first run, ${fmtMiB(median(agentRuns.map((r) => r.agentAboveIdle)))} median`,
+  );
 }
 
 async function measureLog(dir: string, commits: number, repeats: number): Promise<void> {

@@ -93,7 +93,9 @@ async function libraryFigures(): Promise<{ nodePath: string }> {
   }
   for (const size of sizes) {
     const { write, read } = samples.get(size)!;
-    console.log(`   ${String(size).padStart(7)} secrets: write median ${ms(median(write))} (p90 ${ms(percentile(write, 0.9))}), read median ${ms(median(read))}`);
+    console.log(
+      `   ${String(size).padStart(7)} secrets: write median ${ms(median(write))} (p90 ${ms(percentile(write, 0.9))}), read median ${ms(median(read))}`,
+    );
   }
   console.log(`   store: ${(node.status().storeBytes / 1e6).toFixed(1)} MB`);
   const first = median(samples.get(sizes[0]!)!.write);
@@ -149,7 +151,11 @@ async function passFigures(): Promise<void> {
   const gnupgHome = fs.mkdtempSync(path.join(root, 'gnupg-'));
   fs.chmodSync(gnupgHome, 0o700);
   const env = { ...process.env, GNUPGHOME: gnupgHome, PASSWORD_STORE_DIR: path.join(root, 'password-store') };
-  execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode bench <bench@keynode.invalid>', 'default', 'default', 'never'], { env, stdio: 'ignore' });
+  execFileSync(
+    'gpg',
+    ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode bench <bench@keynode.invalid>', 'default', 'default', 'never'],
+    { env, stdio: 'ignore' },
+  );
   execFileSync('pass', ['init', 'bench@keynode.invalid'], { env, stdio: 'ignore' });
   const names = Array.from({ length: PASS_COUNT }, (_, i) => `bench/dir${Math.floor(i / 100)}/secret${i}`);
   const values = names.map(() => crypto.randomBytes(24).toString('base64'));
@@ -201,13 +207,19 @@ async function passFigures(): Promise<void> {
     execFileSync(process.execPath, [cli, 'secrets', 'get', `bench:${names[i]!}`], { env: cliEnv, stdio: ['ignore', 'ignore', 'inherit'] });
     cliGet.push(performance.now() - t0);
   }
-  console.log(`   keynode CLI get without an agent (20 runs, NODE_EXTRA_CA_CERTS unset, default argon2id unlock each time): median ${ms(median(cliGet))}; ratio to pass show ${(median(cliGet) / median(passShow)).toFixed(2)}`);
+  console.log(
+    `   keynode CLI get without an agent (20 runs, NODE_EXTRA_CA_CERTS unset, default argon2id unlock each time): median ${ms(median(cliGet))}; ratio to pass show ${(median(cliGet) / median(passShow)).toFixed(2)}`,
+  );
 }
 
 /** Wall time of one CLI invocation, NODE_EXTRA_CA_CERTS unset (it adds ~90 ms to every Node start here). */
 function timeCli(args: string[], env: NodeJS.ProcessEnv, input?: string): number {
   const t0 = performance.now();
-  execFileSync(process.execPath, [path.resolve(import.meta.dirname, '../cli/keynode.cjs'), ...args], { env, input, stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'] });
+  execFileSync(process.execPath, [path.resolve(import.meta.dirname, '../cli/keynode.cjs'), ...args], {
+    env,
+    input,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'],
+  });
   return performance.now() - t0;
 }
 
@@ -249,13 +261,16 @@ async function agentFigures(): Promise<void> {
     const client = await connectClient({ nodePath, password: async () => PASSWORD });
     const thousandGets = async () => {
       const t0 = performance.now();
-      for (let k = 0; k < 1000; k++) await client.call('secrets.get', { vault: `vault${k % 100}`, path: `dir${Math.floor((k % 1000) / 100)}/secret${k % 1000}` });
+      for (let k = 0; k < 1000; k++)
+        await client.call('secrets.get', { vault: `vault${k % 100}`, path: `dir${Math.floor((k % 1000) / 100)}/secret${k % 1000}` });
       return (performance.now() - t0) / 1000;
     };
     const cold = await thousandGets(); // first touch of 100 vaults and 1,000 directories in the agent
     const warm = [await thousandGets(), await thousandGets(), await thousandGets()];
     client.close();
-    console.log(`   1,000 secrets.get over one connection, sequential: ${median(warm).toFixed(3)} s warm (median of 3; target <= 0.5 s), ${cold.toFixed(3)} s on first touch of 100 vaults`);
+    console.log(
+      `   1,000 secrets.get over one connection, sequential: ${median(warm).toFixed(3)} s warm (median of 3; target <= 0.5 s), ${cold.toFixed(3)} s on first touch of 100 vaults`,
+    );
 
     // Memory with every vault opened and read.
     const status = fs.readFileSync(`/proc/${started.pid}/status`, 'utf8');

@@ -83,7 +83,9 @@ export async function benchStorage(options: { quick: boolean }): Promise<void> {
       const checkpointBytes = fs.statSync(path.join(dir, CHECKPOINT_FILE)).size;
       const full = timeOpen(dir, batchKey, false, runs);
       const fromCheckpoint = timeOpen(dir, batchKey, true, runs);
-      console.log(`${count} records (log ${mib(logBytes)}): open with full replay ${full.ms.toFixed(0)} ms; from checkpoint ${fromCheckpoint.ms.toFixed(0)} ms (${fromCheckpoint.checkpoint}); checkpoint ${mib(checkpointBytes)}`);
+      console.log(
+        `${count} records (log ${mib(logBytes)}): open with full replay ${full.ms.toFixed(0)} ms; from checkpoint ${fromCheckpoint.ms.toFixed(0)} ms (${fromCheckpoint.checkpoint}); checkpoint ${mib(checkpointBytes)}`,
+      );
       // Compaction, the old way (one synchronous run) and in steps, on copies of the same log.
       for (const mode of ['synchronous', 'in steps'] as const) {
         const copy = path.join(root, `copy-${mode.replace(' ', '-')}`);
@@ -100,7 +102,9 @@ export async function benchStorage(options: { quick: boolean }): Promise<void> {
         const stall = await longestStall(() => (mode === 'synchronous' ? store.compact() : store.compactInSteps()));
         const ms = performance.now() - started;
         ticking = false;
-        console.log(`${count} records: compaction ${mode}: ${ms.toFixed(0)} ms, longest event-loop stall ${stall.toFixed(0)} ms, ${ticks} event-loop turns meanwhile`);
+        console.log(
+          `${count} records: compaction ${mode}: ${ms.toFixed(0)} ms, longest event-loop stall ${stall.toFixed(0)} ms, ${ticks} event-loop turns meanwhile`,
+        );
         store.close();
       }
     } finally {

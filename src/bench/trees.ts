@@ -74,7 +74,16 @@ async function measure(size: number, root: string): Promise<Figures> {
   const coldRead = performance.now() - t1;
   reopened.close();
   fs.rmSync(nodePath, { recursive: true, force: true });
-  return { size, write: median(times), writeP90: percentile(times, 0.9), writeMax: Math.max(...times), bytesPerCommit, amortisedBytes, read: median(reads), coldRead };
+  return {
+    size,
+    write: median(times),
+    writeP90: percentile(times, 0.9),
+    writeMax: Math.max(...times),
+    bytesPerCommit,
+    amortisedBytes,
+    read: median(reads),
+    coldRead,
+  };
 }
 
 export async function benchTrees(options: { quick: boolean }): Promise<void> {

@@ -65,7 +65,8 @@ export function commandFor(args: readonly string[]): CommandEntry | undefined {
     else words.push(arg);
   }
   const [first, second] = words;
-  if (first === 'vaults' || first === 'secrets' || first === 'agent') return COMMANDS.find((c) => c.group === first && second !== undefined && c.names.includes(second));
+  if (first === 'vaults' || first === 'secrets' || first === 'agent')
+    return COMMANDS.find((c) => c.group === first && second !== undefined && c.names.includes(second));
   if (first === 'completion') return undefined;
   return COMMANDS.find((c) => c.group === undefined && first !== undefined && c.names.includes(first));
 }

@@ -30,7 +30,9 @@ function warnIfNodeExposed(nodePath: string): void {
   const mode = exposedDirectoryMode(nodePath);
   if (mode === undefined) return;
   warnedExposedNode = true;
-  process.stderr.write(`warning: node directory ${nodePath} is accessible by other users (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 700 ${nodePath}\n`);
+  process.stderr.write(
+    `warning: node directory ${nodePath} is accessible by other users (mode ${mode.toString(8).padStart(4, '0')}); run: chmod 700 ${nodePath}\n`,
+  );
 }
 
 export function lockWaitOf(options: GlobalOptions): number | undefined {
@@ -87,7 +89,5 @@ export function parseInteger(value: string, flag: string): number {
 }
 
 export function addKdfOptions(command: Command): Command {
-  return command
-    .option('--kdf-memory <KiB>', 'argon2id memory in KiB (default 65536)')
-    .option('--kdf-iterations <n>', 'argon2id iterations (default 3)');
+  return command.option('--kdf-memory <KiB>', 'argon2id memory in KiB (default 65536)').option('--kdf-iterations <n>', 'argon2id iterations (default 3)');
 }

@@ -9,7 +9,13 @@ export function printSecretValue(options: OutputOptions, ref: { vault: string; p
   const text = value.toString('utf8');
   const utf8 = Buffer.from(text, 'utf8').equals(value);
   process.stdout.write(
-    JSON.stringify({ vault: ref.vault, path: ref.path, version: ref.version ?? 'HEAD', encoding: utf8 ? 'utf8' : 'base64', value: utf8 ? text : value.toString('base64') }) + '\n',
+    JSON.stringify({
+      vault: ref.vault,
+      path: ref.path,
+      version: ref.version ?? 'HEAD',
+      encoding: utf8 ? 'utf8' : 'base64',
+      value: utf8 ? text : value.toString('base64'),
+    }) + '\n',
   );
 }
 

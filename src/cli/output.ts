@@ -72,7 +72,13 @@ class OutputWriter {
  * so it is valid JSON once complete; else `line(item)` per item. Nothing is printed before the
  * first item or the end, so an error found first prints as it always did.
  */
-export async function emitList<T>(options: OutputOptions, head: Record<string, unknown>, field: string, pages: AsyncIterable<T[]>, line: (item: T) => string): Promise<void> {
+export async function emitList<T>(
+  options: OutputOptions,
+  head: Record<string, unknown>,
+  field: string,
+  pages: AsyncIterable<T[]>,
+  line: (item: T) => string,
+): Promise<void> {
   const out = new OutputWriter();
   let count = 0;
   let lastText = '';

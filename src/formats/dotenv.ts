@@ -10,7 +10,15 @@ import { KeynodeError } from '../errors.js';
  * Errors give the line only: a file of secrets must never be echoed into a message.
  */
 const KEY = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
-const DOUBLE_QUOTE_ESCAPES = new Map([['n', '\n'], ['r', '\r'], ['t', '\t'], ['"', '"'], ['\\', '\\'], ['$', '$'], ['`', '`']]);
+const DOUBLE_QUOTE_ESCAPES = new Map([
+  ['n', '\n'],
+  ['r', '\r'],
+  ['t', '\t'],
+  ['"', '"'],
+  ['\\', '\\'],
+  ['$', '$'],
+  ['`', '`'],
+]);
 
 export function parseDotenv(text: string): Array<{ name: string; value: string }> {
   const out: Array<{ name: string; value: string }> = [];
@@ -81,7 +89,8 @@ export function serializeDotenv(vars: Record<string, string>): string {
 
 /** Names are written bare, so one that is not a plain identifier would be shell syntax. */
 function shellName(name: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new KeynodeError('ERR_ENV_NAME', `"${name}" is not a valid environment variable name for a shell`, { name });
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    throw new KeynodeError('ERR_ENV_NAME', `"${name}" is not a valid environment variable name for a shell`, { name });
   return name;
 }
 

@@ -19,7 +19,13 @@ export function toJsonSecrets(entries: ReadonlyArray<{ path: string; value: Buff
 }
 
 function isBase64Value(value: unknown): value is { base64: string } {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 1 && typeof (value as { base64?: unknown }).base64 === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.keys(value).length === 1 &&
+    typeof (value as { base64?: unknown }).base64 === 'string'
+  );
 }
 
 /** Strict base64 (padding optional): Buffer.from would silently drop what it cannot read. */

@@ -35,7 +35,8 @@ function decrypt(file: string, options: { timeoutMs: number; env: NodeJS.Process
       { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL', env },
       (error, stdout, stderr) => {
         if (!error) resolve(stdout);
-        else if (error.code === 'ENOENT') reject(new KeynodeError('ERR_NOT_SUPPORTED', 'gpg was not found on PATH; pass stores are decrypted with your own gpg'));
+        else if (error.code === 'ENOENT')
+          reject(new KeynodeError('ERR_NOT_SUPPORTED', 'gpg was not found on PATH; pass stores are decrypted with your own gpg'));
         else if (error.killed) reject(new Error(`gpg did not finish within ${Math.round(timeoutMs / 1000)} s`));
         else reject(new Error((stderr.toString().trim().split('\n').pop() ?? '') || error.message));
       },
@@ -84,7 +85,10 @@ export async function readPasswordStore(storeDir: string, options: { env: NodeJS
         continue;
       }
       try {
-        secrets.push({ path: secretPath, value: await decrypt(path.join(storeDir, rel), { timeoutMs: options.timeoutMs ?? GPG_DECRYPT_TIMEOUT_MS, env: options.env }) });
+        secrets.push({
+          path: secretPath,
+          value: await decrypt(path.join(storeDir, rel), { timeoutMs: options.timeoutMs ?? GPG_DECRYPT_TIMEOUT_MS, env: options.env }),
+        });
       } catch (error) {
         if (isKeynodeError(error)) throw error; // no gpg at all: nothing to report per file
         skipped.push({ path: rel, reason: `gpg could not decrypt it: ${(error as Error).message}` });

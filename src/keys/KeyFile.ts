@@ -6,13 +6,7 @@ import { sha256 } from '../crypto/hash.js';
 import { constantTimeEqual, hmacSha256 } from '../crypto/mac.js';
 import { randomBytes } from '../crypto/random.js';
 import { KeynodeError, fromSystemError } from '../errors.js';
-import {
-  KDF_MAX_ITERATIONS,
-  KDF_MAX_MEMORY_KIB,
-  KDF_MAX_PARALLELISM,
-  KDF_MIN_ITERATIONS,
-  KDF_MIN_MEMORY_KIB,
-} from '../constants.js';
+import { KDF_MAX_ITERATIONS, KDF_MAX_MEMORY_KIB, KDF_MAX_PARALLELISM, KDF_MIN_ITERATIONS, KDF_MIN_MEMORY_KIB } from '../constants.js';
 import { writeFileAtomic } from '../storage/files.js';
 
 /**

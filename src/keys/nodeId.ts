@@ -3,9 +3,6 @@
  * uses the same id. libp2p is loaded only here (it costs ~60 ms to import).
  */
 export async function nodeIdFromPublicKey(publicKeyRaw: Uint8Array): Promise<string> {
-  const [{ publicKeyFromRaw }, { peerIdFromPublicKey }] = await Promise.all([
-    import('@libp2p/crypto/keys'),
-    import('@libp2p/peer-id'),
-  ]);
+  const [{ publicKeyFromRaw }, { peerIdFromPublicKey }] = await Promise.all([import('@libp2p/crypto/keys'), import('@libp2p/peer-id')]);
   return peerIdFromPublicKey(publicKeyFromRaw(publicKeyRaw)).toString();
 }

@@ -72,7 +72,12 @@ export function checkNode(options: { store: LogStore; nodeKeyspace: Keyspace; no
       if (reached.has(id.toString('latin1'))) continue;
       orphans++;
       const record = id.toString('hex');
-      problems.push({ kind: 'orphan-record', damage: false, message: `record ${record.slice(0, 16)} is reachable from nothing (space only: e.g. a chunk of a large value whose write stopped before its commit)`, record });
+      problems.push({
+        kind: 'orphan-record',
+        damage: false,
+        message: `record ${record.slice(0, 16)} is reachable from nothing (space only: e.g. a chunk of a large value whose write stopped before its commit)`,
+        record,
+      });
     }
   }
 

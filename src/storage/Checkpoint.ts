@@ -77,7 +77,8 @@ export function readCheckpoint(dir: string, key: AeadKey, logFileId: bigint): Lo
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     return { unusable: 'unreadable' };
   }
-  if (sealed.length < MAGIC.length + AEAD_NONCE_BYTES + HEADER_BYTES + AEAD_TAG_BYTES || !sealed.subarray(0, MAGIC.length).equals(MAGIC)) return { unusable: 'damaged' };
+  if (sealed.length < MAGIC.length + AEAD_NONCE_BYTES + HEADER_BYTES + AEAD_TAG_BYTES || !sealed.subarray(0, MAGIC.length).equals(MAGIC))
+    return { unusable: 'damaged' };
   // Decrypt into an 8-aligned buffer of our own so rows can be viewed as words and doubles.
   const bodyLength = sealed.length - MAGIC.length - AEAD_NONCE_BYTES - AEAD_TAG_BYTES;
   const plain = Buffer.from(new ArrayBuffer(bodyLength));
@@ -188,7 +189,13 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
  * encrypted per turn). `index` must not change meanwhile (pass a clone). `abandoned()` is asked
  * before each step and before the rename: once true, the temp file is removed and nothing else.
  */
-export async function writeCheckpointInSteps(dir: string, key: AeadKey, position: CheckpointPosition, index: RecordIndex, abandoned: () => boolean): Promise<boolean> {
+export async function writeCheckpointInSteps(
+  dir: string,
+  key: AeadKey,
+  position: CheckpointPosition,
+  index: RecordIndex,
+  abandoned: () => boolean,
+): Promise<boolean> {
   removeCheckpointLeftovers(dir);
   const temp = tempName(dir);
   // Claimed before it exists: the file appears before this function resumes.

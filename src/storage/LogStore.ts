@@ -20,7 +20,16 @@ import { FILE_MODE, syncDir, writeAll, writeFileAtomic } from './files.js';
 import { StoreMark } from './StoreMark.js';
 import { RECORD_ID_BYTES, type Keyspace } from './Keyspace.js';
 import { RecordIndex } from './RecordIndex.js';
-import { CHECKPOINTS_SUPPORTED, checkpointKey, readCheckpoint, removeCheckpoint, removeCheckpointLeftovers, writeCheckpoint, writeCheckpointInSteps, type CheckpointPosition } from './Checkpoint.js';
+import {
+  CHECKPOINTS_SUPPORTED,
+  checkpointKey,
+  readCheckpoint,
+  removeCheckpoint,
+  removeCheckpointLeftovers,
+  writeCheckpoint,
+  writeCheckpointInSteps,
+  type CheckpointPosition,
+} from './Checkpoint.js';
 
 /**
  * The node's one data file: an append-only log of batches.
@@ -337,7 +346,10 @@ export class LogStore {
     }
     const remedy = 'restore the node directory from a copy or a peer; "keynode check --accept-older-state" accepts the log as it is';
     if (marked === null) {
-      throw integrityError(`store file ${this.file} has no high-water mark (${StoreMark.FILE} is missing or damaged), so a cut cannot be ruled out; ${remedy}`, { file: this.file });
+      throw integrityError(
+        `store file ${this.file} has no high-water mark (${StoreMark.FILE} is missing or damaged), so a cut cannot be ruled out; ${remedy}`,
+        { file: this.file },
+      );
     }
     throw integrityError(
       `store file ${this.file} ends at change ${this.sequence} but this node had written change ${marked}: it was cut short or replaced with an older copy; ${remedy}`,
@@ -473,12 +485,7 @@ export class LogStore {
   }
 
   /** Parse a batch body and check its MAC; the ops it applies, or null if it does not verify. */
-  private verifyBody(
-    body: Buffer,
-    bodyLength: number,
-    lengthBytes: Buffer,
-    bodyOffset: number,
-  ): ReplayedOp[] | null {
+  private verifyBody(body: Buffer, bodyLength: number, lengthBytes: Buffer, bodyOffset: number): ReplayedOp[] | null {
     const mac = hmacSha256Stream(this.batchKey);
     mac.update(lengthBytes);
     const opCount = body.readUInt32BE(8);
@@ -861,7 +868,11 @@ export class LogStore {
       const space = fs.statfsSync(dir);
       const available = space.bavail * space.bsize;
       if (available < needed) {
-        throw new KeynodeError('ERR_NO_SPACE', `not enough free space to compact the store (${needed} bytes needed, ${available} free); the store is unchanged`, { needed, available });
+        throw new KeynodeError(
+          'ERR_NO_SPACE',
+          `not enough free space to compact the store (${needed} bytes needed, ${available} free); the store is unchanged`,
+          { needed, available },
+        );
       }
     } catch (error) {
       throw fromSystemError(error, 'compacting the store');
@@ -936,7 +947,7 @@ export class LogStore {
         const tailStart = end;
         const tail = new LogReader(this.fd, this.end);
         const tailDigest = sha256Stream();
-        for (let at = snapshotEnd; at < this.end; ) {
+        for (let at = snapshotEnd; at < this.end;) {
           const batch = this.readBatch(tail, at);
           if (batch === 'torn') throw integrityError(`store file ${this.file} ended inside a batch while compacting`, { offset: at });
           append(

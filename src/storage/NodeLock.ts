@@ -49,7 +49,10 @@ function readStartTime(pid: number): string {
 }
 
 function shortHost(): string {
-  return os.hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, HOST_CHARS);
+  return os
+    .hostname()
+    .replace(/[^A-Za-z0-9.-]/g, '_')
+    .slice(0, HOST_CHARS);
 }
 
 /** The link target: "pid:startTime:bootId:host". */
@@ -68,7 +71,9 @@ function parseOwner(text: string): LockOwner | null {
     // The regular-file form written by earlier versions.
     const value = JSON.parse(text) as Partial<LockOwner>;
     if (typeof value.pid !== 'number' || typeof value.host !== 'string') return null;
-    const bootId = String(value.bootId ?? '').replaceAll('-', '').slice(0, BOOT_ID_CHARS);
+    const bootId = String(value.bootId ?? '')
+      .replaceAll('-', '')
+      .slice(0, BOOT_ID_CHARS);
     return { pid: value.pid, host: value.host.replace(/[^A-Za-z0-9.-]/g, '_').slice(0, HOST_CHARS), bootId, startTime: String(value.startTime ?? '') };
   } catch {
     return null;

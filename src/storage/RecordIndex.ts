@@ -92,7 +92,7 @@ export class RecordIndex {
     if (slot >= 0) {
       replaced = this.lengths[slot]!;
     } else {
-      if ((this.count + this.tombstones + 1) > this.capacity * MAX_FILL) {
+      if (this.count + this.tombstones + 1 > this.capacity * MAX_FILL) {
         this.rebuild(this.count + 1);
         slot = this.find(words, wordsAt);
       }
@@ -151,7 +151,7 @@ export class RecordIndex {
 
   /** Size the table for `count` more entries at once (loading a checkpoint). */
   reserve(count: number): void {
-    if ((this.count + this.tombstones + count) > this.capacity * MAX_FILL) this.rebuild(this.count + count);
+    if (this.count + this.tombstones + count > this.capacity * MAX_FILL) this.rebuild(this.count + count);
   }
 
   /**

@@ -59,7 +59,8 @@ export class EncryptedGitFs {
   private materializeLargeBlob(oid: string, manifest: Buffer): Buffer {
     const size = largeBlobSize(manifest);
     if (size === null) throw new KeynodeError('ERR_INTEGRITY', `large value ${oid.slice(0, 12)} is damaged (its manifest is malformed)`, { oid });
-    if (size > BUNDLE_LARGE_VALUE_MAX_BYTES) throw new KeynodeError('ERR_NOT_SUPPORTED', 'a value is too large for a bundle export', { size, limit: BUNDLE_LARGE_VALUE_MAX_BYTES });
+    if (size > BUNDLE_LARGE_VALUE_MAX_BYTES)
+      throw new KeynodeError('ERR_NOT_SUPPORTED', 'a value is too large for a bundle export', { size, limit: BUNDLE_LARGE_VALUE_MAX_BYTES });
     const header = Buffer.from(`blob ${size}\0`, 'ascii');
     const whole = Buffer.allocUnsafe(header.length + size);
     let at = header.copy(whole, 0);

@@ -198,7 +198,13 @@ export class Vault {
       } catch (error) {
         if (!(error instanceof LargeObjectError)) throw error;
         // Whole up to SECRET_VALUE_MAX_BYTES; past it a clear refusal, never a gigabyte buffer.
-        return await readLargeValueWhole({ store: this.store, keyspace: this.keyspace, oid: entry.oid, manifest: error.manifest, what: `${this.vaultName}:${normalized}` });
+        return await readLargeValueWhole({
+          store: this.store,
+          keyspace: this.keyspace,
+          oid: entry.oid,
+          manifest: error.manifest,
+          what: `${this.vaultName}:${normalized}`,
+        });
       }
     } catch (error) {
       throw this.integrity(error, normalized);
@@ -264,7 +270,8 @@ export class Vault {
     const normalized = normalizeSecretPath(dir, { allowRoot: true });
     try {
       const entry = await this.entryAt(normalized, options.version);
-      if (!entry) throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret or directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
+      if (!entry)
+        throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret or directory ${this.vaultName}:${normalized}`, { vault: this.vaultName, path: normalized });
       if (entry.type === 'blob') {
         yield [{ path: normalized, type: 'secret' }];
         return;
@@ -391,7 +398,6 @@ export class Vault {
     }
   }
 
-
   /**
    * Resolve HEAD, a full commit id or an unambiguous prefix of at least 4 hex digits, with
    * optional suffixes ~N (N first parents back) and ^N (the N-th parent).
@@ -475,7 +481,9 @@ export class Vault {
         // commit (a lost update). One Vault instance per vault makes this impossible; check anyway.
         const stored = this.store.get(this.keyspace, HEAD_RECORD)?.toString('ascii');
         if (stored !== this.head) {
-          throw new KeynodeError('ERR_INTERNAL', `vault "${this.vaultName}" changed underneath this writer; the change was not made`, { vault: this.vaultName });
+          throw new KeynodeError('ERR_INTERNAL', `vault "${this.vaultName}" changed underneath this writer; the change was not made`, {
+            vault: this.vaultName,
+          });
         }
         const commit = this.writeCommitObject(tree, [this.head], message);
         const indexOps = await this.stageIndexFor(commit, tree, touched);
@@ -677,7 +685,9 @@ export class Vault {
         const indexOps: BatchOp[] = [];
         await this.history.indexFrom(head, { rebuild: false, flush: (ops) => indexOps.push(...ops), chunk: Infinity });
         if (!this.history.descendsFrom(head, this.head)) {
-          throw new KeynodeError('ERR_INVALID_ARGUMENT', `commit ${head.slice(0, 12)} does not descend from HEAD of vault "${this.vaultName}"`, { vault: this.vaultName });
+          throw new KeynodeError('ERR_INVALID_ARGUMENT', `commit ${head.slice(0, 12)} does not descend from HEAD of vault "${this.vaultName}"`, {
+            vault: this.vaultName,
+          });
         }
         const tree = this.objects.readCommit(head).tree;
         this.store.write([...this.objects.takePending(), ...indexOps, { keyspace: this.keyspace, name: HEAD_RECORD, value: Buffer.from(head, 'ascii') }]);

@@ -155,7 +155,13 @@ export class VaultManager {
     return this.exclusive(async () => {
       if (this.hasVault(name)) throw new KeynodeError('ERR_VAULT_EXISTS', `a vault named "${name}" already exists`, { vault: name });
       const key = randomBytes(32);
-      const record: VaultRecord = { id: toVaultId(randomBytes(16).toString('hex')), name, key: key.toString('base64'), tags: [], createdAt: new Date().toISOString() };
+      const record: VaultRecord = {
+        id: toVaultId(randomBytes(16).toString('hex')),
+        name,
+        key: key.toString('base64'),
+        tags: [],
+        createdAt: new Date().toISOString(),
+      };
       const keyspace = new Keyspace(key);
       const { vault, ops } = await Vault.initialize(name, this.store, keyspace, this.author, 'create vault');
       const records = [...this.records, record];

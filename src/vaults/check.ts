@@ -271,7 +271,6 @@ export function checkVaultObjects(options: { vault: string; store: LogStore; key
   return { counts, problems };
 }
 
-
 /**
  * Check the vault registry and every vault it lists. `registryReadable` is false when the
  * registry itself is missing, damaged or malformed: then no vault could be checked, and the
@@ -312,7 +311,13 @@ export function checkVaults(options: { store: LogStore; nodeKeyspace: Keyspace; 
     const name = (item as { name?: unknown } | null)?.name;
     const vault = entry?.name ?? (typeof name === 'string' ? name : '?');
     if (!key || key.length !== 32) {
-      problems.push({ kind: 'bad-record', damage: true, message: `vault "${vault}": its registry entry is malformed or has no valid key`, vault, record: REGISTRY_RECORD });
+      problems.push({
+        kind: 'bad-record',
+        damage: true,
+        message: `vault "${vault}": its registry entry is malformed or has no valid key`,
+        vault,
+        record: REGISTRY_RECORD,
+      });
       continue;
     }
     const result = checkVaultObjects({ vault, store, keyspace: new Keyspace(key), onRecord });

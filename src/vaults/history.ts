@@ -1,7 +1,17 @@
 import { KeynodeError } from '../errors.js';
 import { COMMIT_PREFIX_MIN_CHARS } from '../constants.js';
 import type { BatchOp } from '../storage/LogStore.js';
-import { HistoryIndex, IndexInconsistent, PREFIX_BUCKET_HEX, WIDE_CHANGE_PATHS, headsLogPage, pathRecordName, prefixBucketName, type CommitRecord, type LogEntry } from './historyIndex.js';
+import {
+  HistoryIndex,
+  IndexInconsistent,
+  PREFIX_BUCKET_HEX,
+  WIDE_CHANGE_PATHS,
+  headsLogPage,
+  pathRecordName,
+  prefixBucketName,
+  type CommitRecord,
+  type LogEntry,
+} from './historyIndex.js';
 import type { ObjectStore } from './objects.js';
 import { joinPath, parentOf } from './paths.js';
 import { CompactTree, TREE_MODE, type Tree, type TreeEntry } from './trees.js';
@@ -103,7 +113,11 @@ function differingCanonical(x: Buffer, y: Buffer): Array<[string, TreeEntry | nu
     const mode = buffer.toString('latin1', at, place.space);
     const tree = mode === '40000' || mode === TREE_MODE;
     // As trees.ts reads entries: modes zero-padded to six digits.
-    const entry: TreeEntry = { mode: tree ? TREE_MODE : mode.padStart(6, '0'), type: tree ? 'tree' : 'blob', oid: buffer.toString('hex', place.nul + 1, place.nul + 21) };
+    const entry: TreeEntry = {
+      mode: tree ? TREE_MODE : mode.padStart(6, '0'),
+      type: tree ? 'tree' : 'blob',
+      oid: buffer.toString('hex', place.nul + 1, place.nul + 21),
+    };
     return [buffer.toString('utf8', place.space + 1, place.nul), entry];
   };
   let [i, j] = [x.indexOf(0) + 1, y.indexOf(0) + 1];
@@ -151,7 +165,13 @@ const sameEntry = (a: TreeEntry | null, b: TreeEntry | null): boolean => (a?.oid
  * Unchanged subtrees are skipped by id, so this costs the changed paths. Stops collecting past
  * `limit` paths (a wide change: the caller only needs to know that).
  */
-export async function changedPaths(trees: TreeReader, oldRoot: string | null, newRoot: string, candidates: readonly string[], limit = Infinity): Promise<string[]> {
+export async function changedPaths(
+  trees: TreeReader,
+  oldRoot: string | null,
+  newRoot: string,
+  candidates: readonly string[],
+  limit = Infinity,
+): Promise<string[]> {
   const out = new Set<string>();
   const addWithParents = (path: string) => {
     for (let at = path; at !== '' && !out.has(at); at = parentOf(at)) out.add(at);
@@ -188,7 +208,7 @@ class CommitQueue {
   push(item: { oid: string; time: number; generation: number }): void {
     const items = this.items;
     items.push(item);
-    for (let i = items.length - 1; i > 0; ) {
+    for (let i = items.length - 1; i > 0;) {
       const up = (i - 1) >> 1;
       if (!CommitQueue.before(items[i]!, items[up]!)) break;
       [items[i], items[up]] = [items[up]!, items[i]!];
@@ -202,7 +222,7 @@ class CommitQueue {
     const last = items.pop();
     if (items.length > 0 && last) {
       items[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const [l, r] = [2 * i + 1, 2 * i + 2];
         let best = i;
         if (l < items.length && CommitQueue.before(items[l]!, items[best]!)) best = l;
@@ -354,10 +374,14 @@ export class History {
     const matches = this.index.bucket(prefix).filter((oid) => oid.startsWith(prefix));
     if (matches.length === 0) throw this.notFound(ref);
     if (matches.length > 1) {
-      throw new KeynodeError('ERR_INVALID_ARGUMENT', `commit prefix "${ref}" is ambiguous in vault "${this.vaultName()}": ${matches.length} commits start with it; give more digits`, {
-        ref,
-        vault: this.vaultName(),
-      });
+      throw new KeynodeError(
+        'ERR_INVALID_ARGUMENT',
+        `commit prefix "${ref}" is ambiguous in vault "${this.vaultName()}": ${matches.length} commits start with it; give more digits`,
+        {
+          ref,
+          vault: this.vaultName(),
+        },
+      );
     }
     if (!this.index.record(matches[0]!)) throw this.index.distrust(prefixBucketName(prefix), 'a bucket names an unindexed commit');
     return matches[0]!;
@@ -384,7 +408,13 @@ export class History {
    * entry says it changed (a hit is confirmed on the trees); merges, root and wide commits
    * compare trees.
    */
-  private async changedInWalk(oid: string, commit: LogCommit, path: string, entry: LogEntry | undefined, treeOf: (oid: string) => string | undefined): Promise<boolean> {
+  private async changedInWalk(
+    oid: string,
+    commit: LogCommit,
+    path: string,
+    entry: LogEntry | undefined,
+    treeOf: (oid: string) => string | undefined,
+  ): Promise<boolean> {
     if (commit.parents.length === 1) {
       let changed = entry?.changed ?? null;
       if (!entry) {
@@ -519,9 +549,10 @@ export class History {
         throw this.index.distrust(pathRecordName(path), 'a path record names a commit outside this history');
       }
       narrowDepth = record.depth;
-      if (!(await this.changes(this.objects.readCommit(narrow), path))) throw this.index.distrust(pathRecordName(path), 'a path record names a commit that did not change it');
+      if (!(await this.changes(this.objects.readCommit(narrow), path)))
+        throw this.index.distrust(pathRecordName(path), 'a path record names a commit that did not change it');
     }
-    for (let wide = headRecord.wide ? head : headRecord.lastWide; wide !== null; ) {
+    for (let wide = headRecord.wide ? head : headRecord.lastWide; wide !== null;) {
       const record = this.index.requireRecord(wide);
       if (record.depth <= narrowDepth) break;
       if (!record.wide) throw new IndexInconsistent('a wide-commit link names a narrow commit');

@@ -60,7 +60,17 @@ type PageRow = [string, string[], string, number, number, string, number, string
 
 export function encodeLogPage(entries: readonly LogEntry[]): Buffer {
   // A row's first parent is the next row's commit: only the last row lists all its parents.
-  const rows: PageRow[] = entries.map((e, i) => [e.oid, i < entries.length - 1 ? e.parents.slice(1) : e.parents, e.tree, e.time, e.generation, e.author.name, e.author.timestamp, e.message, e.changed]);
+  const rows: PageRow[] = entries.map((e, i) => [
+    e.oid,
+    i < entries.length - 1 ? e.parents.slice(1) : e.parents,
+    e.tree,
+    e.time,
+    e.generation,
+    e.author.name,
+    e.author.timestamp,
+    e.message,
+    e.changed,
+  ]);
   return Buffer.from(JSON.stringify(rows), 'utf8');
 }
 
@@ -281,7 +291,16 @@ export class HistoryIndex {
       if (entries.length > 0) atRecord = this.requireRecord(at);
       const commit = this.objects.readCommit(at);
       const message = commit.message.length > LOG_PAGE_MESSAGE_CHARS ? null : commit.message;
-      entries.push({ oid: at, parents: commit.parents, tree: commit.tree, time: atRecord.time, generation: atRecord.generation, author: { name: commit.author.name, timestamp: commit.author.timestamp }, message, changed: commit.parents.length === 1 && !atRecord.wide ? atRecord.changed : null });
+      entries.push({
+        oid: at,
+        parents: commit.parents,
+        tree: commit.tree,
+        time: atRecord.time,
+        generation: atRecord.generation,
+        author: { name: commit.author.name, timestamp: commit.author.timestamp },
+        message,
+        changed: commit.parents.length === 1 && !atRecord.wide ? atRecord.changed : null,
+      });
       at = commit.parents[0];
     }
     this.stage(logPageName(oid), encodeLogPage(entries));

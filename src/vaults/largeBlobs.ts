@@ -203,7 +203,8 @@ export async function stageLargeBlob(options: StageLargeBlobOptions): Promise<St
   const { store, keyspace, source, size } = options;
   const chunkBytes = options.chunkBytes ?? STREAM_CHUNK_BYTES;
   const batchBytes = options.batchBytes ?? LARGE_BLOB_BATCH_BYTES;
-  if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a value size must be a non-negative integer');
+  if (size !== undefined && (!Number.isSafeInteger(size) || size < 0))
+    throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a value size must be a non-negative integer');
   if (chunkBytes > MAX_CHUNK_BYTES) throw new RangeError(`large blob chunks may not exceed ${MAX_CHUNK_BYTES} bytes`);
   const salt = randomBytes(STREAM_SALT_BYTES);
   const writer = new StreamWriter(streamKey(keyspace.streamSecret, salt), { chunkBytes });
@@ -230,14 +231,16 @@ export async function stageLargeBlob(options: StageLargeBlobOptions): Promise<St
     for await (const piece of source) {
       if (!(piece instanceof Uint8Array)) throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a value source must yield bytes, not text');
       total += piece.length;
-      if (size !== undefined && total > size) throw new KeynodeError('ERR_INVALID_ARGUMENT', `the value is longer than its declared ${size} bytes; nothing was stored`, { size });
+      if (size !== undefined && total > size)
+        throw new KeynodeError('ERR_INVALID_ARGUMENT', `the value is longer than its declared ${size} bytes; nothing was stored`, { size });
       hash?.update(piece);
       for (const sealed of writer.push(piece)) {
         add(sealed);
         if (batchSealedBytes >= batchBytes) flush();
       }
     }
-    if (size !== undefined && total !== size) throw new KeynodeError('ERR_INVALID_ARGUMENT', `the value is shorter than its declared ${size} bytes; nothing was stored`, { size });
+    if (size !== undefined && total !== size)
+      throw new KeynodeError('ERR_INVALID_ARGUMENT', `the value is shorter than its declared ${size} bytes; nothing was stored`, { size });
     add(writer.finish());
     flush();
   } catch (error) {
@@ -262,7 +265,12 @@ export async function stageLargeBlob(options: StageLargeBlobOptions): Promise<St
     discardChunks(store, keyspace, salt, written);
     return { oid: manifest.oid, size: total, commitOps: [], batchesWritten };
   }
-  return { oid: manifest.oid, size: total, commitOps: [{ keyspace, name: objectRecordName(manifest.oid), value: encodeLargeBlobManifest(manifest) }], batchesWritten };
+  return {
+    oid: manifest.oid,
+    size: total,
+    commitOps: [{ keyspace, name: objectRecordName(manifest.oid), value: encodeLargeBlobManifest(manifest) }],
+    batchesWritten,
+  };
 }
 
 /** Delete the first `count` chunks staged under `salt`, best effort (else they stay orphans). */

@@ -96,7 +96,8 @@ export function normalizeSecretPath(path: string, options: { allowRoot?: boolean
     if (/[\x00-\x1f\x7f]/.test(segment)) throw invalid(path, 'control characters are not allowed');
     if (segment.includes('\\')) throw invalid(path, '"\\" is not allowed');
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only long segments need counting.
-    if (segment.length * 3 > SECRET_SEGMENT_MAX_BYTES && Buffer.byteLength(segment) > SECRET_SEGMENT_MAX_BYTES) throw invalid(path, `a segment is longer than ${SECRET_SEGMENT_MAX_BYTES} bytes`);
+    if (segment.length * 3 > SECRET_SEGMENT_MAX_BYTES && Buffer.byteLength(segment) > SECRET_SEGMENT_MAX_BYTES)
+      throw invalid(path, `a segment is longer than ${SECRET_SEGMENT_MAX_BYTES} bytes`);
     const reserved = gitReservedName(segment);
     if (reserved) throw invalid(path, reserved);
   }

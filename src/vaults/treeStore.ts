@@ -41,7 +41,13 @@ export function isTreeDelta(record: Uint8Array): boolean {
   return record.length >= HEADER_BYTES && record[0] === 0 && Buffer.from(record.buffer, record.byteOffset, TREE_DELTA_TAG.length).equals(TREE_DELTA_TAG);
 }
 
-export function encodeTreeDelta(delta: { base: string; depth: number; chainBytes: number; removed: readonly string[]; upserts: ReadonlyArray<readonly [string, TreeEntry]> }): Buffer {
+export function encodeTreeDelta(delta: {
+  base: string;
+  depth: number;
+  chainBytes: number;
+  removed: readonly string[];
+  upserts: ReadonlyArray<readonly [string, TreeEntry]>;
+}): Buffer {
   const header = Buffer.alloc(HEADER_BYTES);
   TREE_DELTA_TAG.copy(header, 0);
   header.write(delta.base, TREE_DELTA_TAG.length, 'hex');
@@ -96,16 +102,15 @@ function parseWholeTree(record: Buffer): CompactTree | null {
  * SHA-1 compared with `oid`. Missing, malformed or damaged links are ERR_INTEGRITY, never a
  * wrong tree. `onRecord` sees every record id read (so a check can count chain bases as seen).
  */
-export function loadStoredTree(options: {
-  oid: string;
-  readRecord: ReadObjectRecord;
-  cached?: (oid: string) => CompactTree | undefined;
-}): { tree: CompactTree; record: TreeRecordInfo } {
+export function loadStoredTree(options: { oid: string; readRecord: ReadObjectRecord; cached?: (oid: string) => CompactTree | undefined }): {
+  tree: CompactTree;
+  record: TreeRecordInfo;
+} {
   const { oid, readRecord, cached } = options;
   const links: TreeDelta[] = [];
   const visited = new Set<string>([oid]);
   let base: CompactTree | undefined;
-  for (let current = oid; base === undefined; ) {
+  for (let current = oid; base === undefined;) {
     if (current !== oid) base = cached?.(current);
     if (base) break;
     const stored = readRecord(current);

@@ -77,7 +77,10 @@ function readEntry(buffer: Buffer, at: number): [string, TreeEntry] {
   const nul = buffer.indexOf(0, space + 1);
   const mode = buffer.toString('latin1', at, space);
   const tree = mode === '40000' || mode === '040000';
-  return [buffer.toString('utf8', space + 1, nul), { mode: tree ? TREE_MODE : mode.padStart(6, '0'), type: tree ? 'tree' : 'blob', oid: buffer.toString('hex', nul + 1, nul + 21) }];
+  return [
+    buffer.toString('utf8', space + 1, nul),
+    { mode: tree ? TREE_MODE : mode.padStart(6, '0'), type: tree ? 'tree' : 'blob', oid: buffer.toString('hex', nul + 1, nul + 21) },
+  ];
 }
 
 /** One entry in canonical form, as git writes it ("40000" for trees, no leading zeros). */
@@ -165,12 +168,13 @@ export class CompactTree implements ReadonlyMap<string, TreeEntry> {
     let previousName = 0;
     let previousLength = 0;
     let previousTree = false;
-    for (let at = 0; at < content.length; ) {
+    for (let at = 0; at < content.length;) {
       const space = content.indexOf(SPACE, at);
       const nul = space < 0 ? -1 : content.indexOf(0, space + 1);
       if (space <= at || nul < 0 || nul + 21 > content.length) return null;
       const tree = isTreeMode(content, at, space);
-      if (previous >= 0 && sorted && compareKeys(content, previousName, previousLength, previousTree, content, space + 1, nul - space - 1, tree) >= 0) sorted = false;
+      if (previous >= 0 && sorted && compareKeys(content, previousName, previousLength, previousTree, content, space + 1, nul - space - 1, tree) >= 0)
+        sorted = false;
       offsets[count++] = at;
       previous = at;
       previousName = space + 1;
@@ -642,7 +646,8 @@ export class TreeDraft {
     const existing = this.dirs.get(dir);
     if (existing) return existing;
     const current = await this.resolve(dir);
-    const draft = current instanceof DraftDirectory ? current : current ? new DraftDirectory(current.oid, current.tree) : new DraftDirectory(null, CompactTree.EMPTY);
+    const draft =
+      current instanceof DraftDirectory ? current : current ? new DraftDirectory(current.oid, current.tree) : new DraftDirectory(null, CompactTree.EMPTY);
     if (dir !== '') {
       const parent = await this.writableDir(parentOf(dir));
       parent.changes.set(baseName(dir), { mode: TREE_MODE, type: 'tree', oid: '' });
@@ -685,12 +690,7 @@ export class TreeDraft {
 }
 
 /** Every path under a tree, depth first, sorted by name; directories included when asked. */
-export async function walkTree(
-  trees: TreeCache,
-  oid: string,
-  prefix: string,
-  visit: (path: string, entry: TreeEntry) => void,
-): Promise<void> {
+export async function walkTree(trees: TreeCache, oid: string, prefix: string, visit: (path: string, entry: TreeEntry) => void): Promise<void> {
   // Git's order differs from name order only around '/' and non-ASCII: a near-sorted list sorts fast.
   const entries = [...(await trees.get(oid)).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [name, entry] of entries) {
@@ -731,7 +731,14 @@ export async function* walkTreePages(
 }
 
 /** Fill `page`, yielding it (emptied) whenever it is full. */
-async function* walkInto(trees: TreeCache, oid: string, prefix: string, page: WalkedEntry[], pageEntries: number, sortWholeMax: number): AsyncGenerator<WalkedEntry[], void, undefined> {
+async function* walkInto(
+  trees: TreeCache,
+  oid: string,
+  prefix: string,
+  page: WalkedEntry[],
+  pageEntries: number,
+  sortWholeMax: number,
+): AsyncGenerator<WalkedEntry[], void, undefined> {
   const tree = await trees.get(oid);
   const visit = async function* (path: string, entry: TreeEntry): AsyncGenerator<WalkedEntry[], void, undefined> {
     page.push({ path, entry });

@@ -2,7 +2,15 @@ import { BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES, BUNDLE_LARGE_VALUE_MAX_BYTES, LARG
 import { KeynodeError } from '../errors.js';
 import type { BatchOp, LogStore } from '../storage/LogStore.js';
 import type { Keyspace } from '../storage/Keyspace.js';
-import { largeBlobChunkNames, largeBlobManifestsAmong, largeBlobSize, parseLargeBlobManifest, readLargeBlob, stageLargeBlob, type LargeBlobManifest } from './largeBlobs.js';
+import {
+  largeBlobChunkNames,
+  largeBlobManifestsAmong,
+  largeBlobSize,
+  parseLargeBlobManifest,
+  readLargeBlob,
+  stageLargeBlob,
+  type LargeBlobManifest,
+} from './largeBlobs.js';
 
 /**
  * Secret values as streams, at the vault level: what Vault's streaming methods, `stat`, `diff`,
@@ -14,7 +22,8 @@ import { largeBlobChunkNames, largeBlobManifestsAmong, largeBlobSize, parseLarge
 export type ValueSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 
 /** A value read from a source: small (whole, one record) or staged as a large blob. */
-export type StagedValue = { kind: 'small'; value: Buffer } | { kind: 'large'; oid: string; size: number; commitOps: BatchOp[]; chunkNames: () => Iterable<string> };
+export type StagedValue =
+  { kind: 'small'; value: Buffer } | { kind: 'large'; oid: string; size: number; commitOps: BatchOp[]; chunkNames: () => Iterable<string> };
 
 /**
  * Read `source` up to the threshold: a value that ends there is returned whole; a longer one is
@@ -32,8 +41,10 @@ export async function stageValue(options: {
 }): Promise<StagedValue> {
   const { store, keyspace, source, size } = options;
   const threshold = options.threshold ?? LARGE_BLOB_THRESHOLD_BYTES;
-  if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a value size must be a non-negative integer');
-  const iterator = (Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()) as AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+  if (size !== undefined && (!Number.isSafeInteger(size) || size < 0))
+    throw new KeynodeError('ERR_INVALID_ARGUMENT', 'a value size must be a non-negative integer');
+  const iterator = (Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]()) as
+    AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
   const head: Buffer[] = [];
   let headBytes = 0;
   let ended = false;
@@ -52,7 +63,11 @@ export async function stageValue(options: {
   }
   if (ended) {
     if (size !== undefined && headBytes !== size) {
-      throw new KeynodeError('ERR_INVALID_ARGUMENT', `the value is ${headBytes < size ? 'shorter' : 'longer'} than its declared ${size} bytes; nothing was stored`, { size });
+      throw new KeynodeError(
+        'ERR_INVALID_ARGUMENT',
+        `the value is ${headBytes < size ? 'shorter' : 'longer'} than its declared ${size} bytes; nothing was stored`,
+        { size },
+      );
     }
     return { kind: 'small', value: Buffer.concat(head, headBytes) };
   }
@@ -87,7 +102,14 @@ function parseManifestOp(ops: BatchOp[]): LargeBlobManifest | null {
  * A large value read whole, for callers that need one buffer (readSecret, the agent's one-frame
  * reply): up to `maxBytes` (SECRET_VALUE_MAX_BYTES), refused past it before anything is read.
  */
-export async function readLargeValueWhole(options: { store: LogStore; keyspace: Keyspace; oid: string; manifest: Buffer; maxBytes?: number; what: string }): Promise<Buffer> {
+export async function readLargeValueWhole(options: {
+  store: LogStore;
+  keyspace: Keyspace;
+  oid: string;
+  manifest: Buffer;
+  maxBytes?: number;
+  what: string;
+}): Promise<Buffer> {
   const { store, keyspace, oid, manifest, what } = options;
   const maxBytes = options.maxBytes ?? SECRET_VALUE_MAX_BYTES;
   const size = largeBlobSize(manifest);
@@ -125,17 +147,25 @@ export function assertBundleExportable(store: LogStore, keyspace: Keyspace, oids
   for (const manifest of largeBlobManifestsAmong(store, keyspace, oids)) {
     total += manifest.size;
     if (manifest.size > BUNDLE_LARGE_VALUE_MAX_BYTES) {
-      throw new KeynodeError('ERR_NOT_SUPPORTED', `vault "${vault}" holds a value of ${mib(manifest.size)}: a bundle export holds values up to ${mib(BUNDLE_LARGE_VALUE_MAX_BYTES)} each`, {
-        vault,
-        size: manifest.size,
-        limit: BUNDLE_LARGE_VALUE_MAX_BYTES,
-      });
+      throw new KeynodeError(
+        'ERR_NOT_SUPPORTED',
+        `vault "${vault}" holds a value of ${mib(manifest.size)}: a bundle export holds values up to ${mib(BUNDLE_LARGE_VALUE_MAX_BYTES)} each`,
+        {
+          vault,
+          size: manifest.size,
+          limit: BUNDLE_LARGE_VALUE_MAX_BYTES,
+        },
+      );
     }
     if (total > BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES) {
-      throw new KeynodeError('ERR_NOT_SUPPORTED', `vault "${vault}" holds over ${mib(BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES)} of large values: too much for a bundle export`, {
-        vault,
-        limit: BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES,
-      });
+      throw new KeynodeError(
+        'ERR_NOT_SUPPORTED',
+        `vault "${vault}" holds over ${mib(BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES)} of large values: too much for a bundle export`,
+        {
+          vault,
+          limit: BUNDLE_LARGE_VALUES_TOTAL_MAX_BYTES,
+        },
+      );
     }
   }
 }

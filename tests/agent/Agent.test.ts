@@ -61,7 +61,8 @@ async function rawClient(agent: Agent) {
   };
 }
 
-const request = (id: number, method: string, params?: unknown, token?: string) => JSON.stringify({ v: 1, id, method, ...(token ? { token } : {}), ...(params === undefined ? {} : { params }) });
+const request = (id: number, method: string, params?: unknown, token?: string) =>
+  JSON.stringify({ v: 1, id, method, ...(token ? { token } : {}), ...(params === undefined ? {} : { params }) });
 
 describe('Agent socket limits (in process, lowered limits)', () => {
   it('takes large frames only from a connection that has authenticated', async () => {
@@ -69,7 +70,10 @@ describe('Agent socket limits (in process, lowered limits)', () => {
     const stranger = await rawClient(agent);
     stranger.send(request(1, 'agent.status', { pad: 'x'.repeat(2 * KiB) }));
     const refused = await stranger.reply(null);
-    expect(refused.error).toEqual({ code: 'ERR_INVALID_REQUEST', message: 'invalid request: frame too large (the limit is 1 KiB before the connection has authenticated)' });
+    expect(refused.error).toEqual({
+      code: 'ERR_INVALID_REQUEST',
+      message: 'invalid request: frame too large (the limit is 1 KiB before the connection has authenticated)',
+    });
     await stranger.until(() => stranger.closed, 'the close');
 
     const owner = await rawClient(agent);
@@ -176,15 +180,39 @@ describe('Agent socket limits (in process, lowered limits)', () => {
       ['unlock with a number password', '{"v":1,"id":3,"method":"session.unlock","params":{"password":5}}', /params must be \{ password: string \}/],
       ['unlock with __proto__', '{"v":1,"id":4,"method":"session.unlock","params":{"__proto__":{"password":"x"}}}', /params must be \{ password: string \}/],
       ['a method with params null', `{"v":1,"id":5,"method":"secrets.get","token":"${token}","params":null}`, /params must be an object/],
-      ['a "constructor" param', `{"v":1,"id":6,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","constructor":1}}`, /params.constructor is not a known field/],
-      ['a "__proto__" param', `{"v":1,"id":7,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","__proto__":{}}}`, /params.__proto__ is not a known field/],
-      ['a relative export path', `{"v":1,"id":8,"method":"vaults.exportBundle","token":"${token}","params":{"name":"a","file":"rel/out.bundle"}}`, /params.file must be an absolute path/],
+      [
+        'a "constructor" param',
+        `{"v":1,"id":6,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","constructor":1}}`,
+        /params.constructor is not a known field/,
+      ],
+      [
+        'a "__proto__" param',
+        `{"v":1,"id":7,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","__proto__":{}}}`,
+        /params.__proto__ is not a known field/,
+      ],
+      [
+        'a relative export path',
+        `{"v":1,"id":8,"method":"vaults.exportBundle","token":"${token}","params":{"name":"a","file":"rel/out.bundle"}}`,
+        /params.file must be an absolute path/,
+      ],
       ['100k-deep params', `{"v":1,"id":9,"method":"secrets.get","token":"${token}","params":${deep(100_000)}}`, /params must be an object/],
-      ['100k-deep value', `{"v":1,"id":10,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","version":${deep(100_000)}}}`, /params.version must be a string/],
+      [
+        '100k-deep value',
+        `{"v":1,"id":10,"method":"secrets.get","token":"${token}","params":{"vault":"a","path":"b","version":${deep(100_000)}}}`,
+        /params.version must be a string/,
+      ],
       ['a 1M-deep frame', `{"v":1,"id":11,"method":"x","params":${deep(1_000_000)}}`, /./],
       ['a 1M-deep object', '{"a":'.repeat(1_000_000) + '1' + '}'.repeat(1_000_000), /./],
-      ['a transfer with a null target', `{"v":1,"id":12,"method":"secrets.transfer","token":"${token}","params":{"kind":"move","from":{"vault":"a","path":"b"},"to":null}}`, /params.to must be an object/],
-      ['a too-large value', `{"v":1,"id":13,"method":"secrets.set","token":"${token}","params":{"vault":"a","path":"b","value":"${Buffer.alloc(64 * MiB + 3).toString('base64')}"}}`, /params.value is too large: values are limited to 64 MiB/],
+      [
+        'a transfer with a null target',
+        `{"v":1,"id":12,"method":"secrets.transfer","token":"${token}","params":{"kind":"move","from":{"vault":"a","path":"b"},"to":null}}`,
+        /params.to must be an object/,
+      ],
+      [
+        'a too-large value',
+        `{"v":1,"id":13,"method":"secrets.set","token":"${token}","params":{"vault":"a","path":"b","value":"${Buffer.alloc(64 * MiB + 3).toString('base64')}"}}`,
+        /params.value is too large: values are limited to 64 MiB/,
+      ],
     ];
     for (const [, frame] of frames) client.send(frame);
     await client.until(() => client.replies.length >= frames.length + 1, 'every reply');

@@ -33,7 +33,10 @@ beforeAll(async () => {
   const vault = await created.node.vaults.createVault('big');
   const value = Buffer.from('v');
   await vault.writeSecrets(Array.from({ length: SECRETS }, (_, i) => ({ path: name(i), value })));
-  await vault.writeSecrets([{ path: 'sub/a', value }, { path: 'sub/b', value }]);
+  await vault.writeSecrets([
+    { path: 'sub/a', value },
+    { path: 'sub/b', value },
+  ]);
   expected = await vault.list();
   created.node.close();
 }, 120_000);

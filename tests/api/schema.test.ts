@@ -5,7 +5,14 @@ import { absolutePath, arrayOf, base64, boolean, count, object, optional, string
 import { SECRET_VALUE_MAX_BYTES } from '../../src/constants.js';
 import { isKeynodeError } from '../../src/errors.js';
 
-const check = object({ vault: string, path: optional(string), n: optional(count), flag: optional(boolean), value: optional(base64), items: optional(arrayOf(object({ a: string }))) });
+const check = object({
+  vault: string,
+  path: optional(string),
+  n: optional(count),
+  flag: optional(boolean),
+  value: optional(base64),
+  items: optional(arrayOf(object({ a: string }))),
+});
 
 function codeOf(value: unknown): string | undefined {
   try {
@@ -50,7 +57,9 @@ describe('request schema', () => {
 
   it('says the value limit when a value is too large', () => {
     const justOver = Buffer.alloc(SECRET_VALUE_MAX_BYTES + 1).toString('base64');
-    expect(() => validateRequest(base64, justOver, 'params.value')).toThrow(`invalid request: params.value is too large: values are limited to ${SECRET_VALUE_MAX_BYTES / 1024 / 1024} MiB`);
+    expect(() => validateRequest(base64, justOver, 'params.value')).toThrow(
+      `invalid request: params.value is too large: values are limited to ${SECRET_VALUE_MAX_BYTES / 1024 / 1024} MiB`,
+    );
     expect(() => validateRequest(base64, Buffer.alloc(SECRET_VALUE_MAX_BYTES).toString('base64'), 'params.value')).not.toThrow(); // exactly the limit
     expect(() => validateRequest(base64, 'A'.repeat(200 * 1024 * 1024), 'params.value')).toThrow('values are limited to'); // refused before it is scanned
   });

@@ -6,7 +6,8 @@ import { isKeynodeError } from '../../src/errors.js';
 import { tempDir } from '../helpers/index.js';
 
 /** /proc/self/mountinfo lines: id parent major:minor root mount-point options ... - type source super-options */
-const mountinfo = (mounts: Array<[string, string]>) => mounts.map(([point, type], i) => `${i + 20} 1 0:${i} / ${point} rw,nosuid shared:${i} - ${type} ${type} rw`).join('\n');
+const mountinfo = (mounts: Array<[string, string]>) =>
+  mounts.map(([point, type], i) => `${i + 20} 1 0:${i} / ${point} rw,nosuid shared:${i} - ${type} ${type} rw`).join('\n');
 
 /** A pid no process has now. */
 function deadPid(): number {

@@ -40,7 +40,18 @@ describe('the lazily loaded command tree', () => {
     expect(commandFor(['--node-path=/x', 'secrets', 'mv', 'a:b', 'a:c'])?.names).toEqual(['mv']);
     expect(commandFor(['agent', 'status'])?.group).toBe('agent');
     expect(commandFor(['status'])?.group).toBeUndefined();
-    for (const args of [[], ['--help'], ['vaults'], ['vaults', '--help'], ['vaults', 'lst'], ['help', 'vaults'], ['secrets', 'help', 'get'], ['completion', 'bash'], ['--bogus', 'status'], ['vaults', '-x', 'list']]) {
+    for (const args of [
+      [],
+      ['--help'],
+      ['vaults'],
+      ['vaults', '--help'],
+      ['vaults', 'lst'],
+      ['help', 'vaults'],
+      ['secrets', 'help', 'get'],
+      ['completion', 'bash'],
+      ['--bogus', 'status'],
+      ['vaults', '-x', 'list'],
+    ]) {
       expect({ args, entry: commandFor(args) }).toEqual({ args, entry: undefined });
     }
   });
@@ -50,16 +61,25 @@ describe('the lazily loaded command tree', () => {
     const root = tempDir('keynode-modules-');
     const log = path.join(root, 'modules.log');
     const hooks = path.join(root, 'hooks.mjs');
-    fs.writeFileSync(hooks, `import fs from 'node:fs';\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  fs.appendFileSync(${JSON.stringify(log)}, result.url + '\\n');\n  return result;\n}\n`);
+    fs.writeFileSync(
+      hooks,
+      `import fs from 'node:fs';\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  fs.appendFileSync(${JSON.stringify(log)}, result.url + '\\n');\n  return result;\n}\n`,
+    );
     const register = path.join(root, 'register.mjs');
     fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
     const atExit = path.join(root, 'atExit.cjs');
-    fs.writeFileSync(atExit, `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, Object.keys(require.cache).map((file) => 'file://' + file).join('\\n') + '\\n'));\n`);
+    fs.writeFileSync(
+      atExit,
+      `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, Object.keys(require.cache).map((file) => 'file://' + file).join('\\n') + '\\n'));\n`,
+    );
     const repo = `file://${path.resolve(CLI, '../../..')}/`;
     const loaded = (args: string[]) => {
       fs.rmSync(log, { force: true });
       runCli(args, ['--import', register, '--require', atExit]);
-      const urls = fs.readFileSync(log, 'utf8').split('\n').filter((url) => url.startsWith('file://') && !url.startsWith(`file://${root}`));
+      const urls = fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((url) => url.startsWith('file://') && !url.startsWith(`file://${root}`));
       return [...new Set(urls.map((url) => (url.startsWith(repo) ? url.slice(repo.length) : url)))].sort();
     };
     expect(loaded(['secrets', 'stat'])).toEqual(['dist/cli/bundles/secrets-stat.cjs', 'dist/cli/keynode.cjs', 'package.json']); // a usage error: commander reports it

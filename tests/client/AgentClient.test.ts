@@ -55,7 +55,7 @@ describe('AgentClient (the one client of the CLI and its fast path)', () => {
     again.close();
   });
 
-  it('reports the agent\'s reason when no password is to be had', async () => {
+  it("reports the agent's reason when no password is to be had", async () => {
     const { agent, nodePath } = await agentWithVault();
     const client = await clientOf(agent, nodePath, async () => {
       throw new KeynodeError('ERR_PASSWORD_REQUIRED', 'none');

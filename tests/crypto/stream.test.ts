@@ -80,8 +80,14 @@ describe('chunked AEAD stream', () => {
         // Any flipped bit in any chunk.
         const target = chunks[extra % count]!;
         const flipped = Buffer.from(target);
-        flipped[extra % flipped.length]! ^= 1 << extra % 8;
-        expect(openAll(key, chunks.map((c) => (c === target ? flipped : c)), chunkBytes)).toBeNull();
+        flipped[extra % flipped.length]! ^= 1 << (extra % 8);
+        expect(
+          openAll(
+            key,
+            chunks.map((c) => (c === target ? flipped : c)),
+            chunkBytes,
+          ),
+        ).toBeNull();
       }),
       { numRuns: 100 },
     );
@@ -127,7 +133,12 @@ describe('chunked AEAD stream', () => {
 function vectors(): Map<string, string> {
   const text = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/chunked-values.md'), 'utf8');
   const block = /```vectors\n([\s\S]*?)```/.exec(text)![1]!;
-  return new Map(block.trim().split('\n').map((line) => [line.slice(0, 26).trim(), line.slice(26).trim()]));
+  return new Map(
+    block
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, 26).trim(), line.slice(26).trim()]),
+  );
 }
 
 describe('docs/chunked-values.md test vectors', () => {

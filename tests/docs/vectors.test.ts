@@ -12,7 +12,12 @@ import { encodeBlob } from '../../src/vaults/gitObjects.js';
 function vectors(): Map<string, string> {
   const text = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/storage-format.md'), 'utf8');
   const block = /```vectors\n([\s\S]*?)```/.exec(text)![1]!;
-  return new Map(block.trim().split('\n').map((line) => [line.slice(0, 25).trim(), line.slice(25).trim()]));
+  return new Map(
+    block
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, 25).trim(), line.slice(25).trim()]),
+  );
 }
 
 describe('docs/storage-format.md test vectors', () => {

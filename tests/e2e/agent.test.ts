@@ -117,7 +117,11 @@ describe('keynode agent (separate process, built binary)', () => {
     expect(status).toMatchObject({ running: true, pid, locked: false, sessions: 1 });
     const viaAgent = commands.map((c) => cli.run(c, { env: { KEYNODE_PASSWORD: undefined } }));
     viaAgent.forEach((result, i) => {
-      expect({ code: result.code, out: result.out, err: result.stderr }, commands[i]!.join(' ')).toEqual({ code: local[i]!.code, out: local[i]!.out, err: local[i]!.stderr });
+      expect({ code: result.code, out: result.out, err: result.stderr }, commands[i]!.join(' ')).toEqual({
+        code: local[i]!.code,
+        out: local[i]!.out,
+        err: local[i]!.stderr,
+      });
     });
     // Writes through the agent are durable in the node itself.
     cli.ok(['secrets', 'set', 'app:new'], { input: 'via agent', env: { KEYNODE_PASSWORD: undefined } });
@@ -159,7 +163,10 @@ describe('keynode agent (separate process, built binary)', () => {
   it('a foreground agent runs without core dumps even when the shell allows them, and stops on SIGTERM', async () => {
     const cli = cliSandbox();
     seed(cli);
-    const parent = spawn('/bin/sh', ['-c', `ulimit -S -c unlimited; exec "${process.execPath}" "${CLI}" agent start`], { env: cli.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const parent = spawn('/bin/sh', ['-c', `ulimit -S -c unlimited; exec "${process.execPath}" "${CLI}" agent start`], {
+      env: cli.env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve) => parent.stdout.on('data', (d: Buffer) => d.toString().includes('keynode agent running') && resolve()));
     const { pid, socket } = cli.ok(['agent', 'status', '--json']).json();
     killAfterTest(pid);
@@ -204,7 +211,9 @@ describe('keynode agent (separate process, built binary)', () => {
     seed(cli);
     startAgent(cli);
     const before = cli.ok(['vaults', 'log', 'app', '--json']).json().commits.length;
-    const writers = Array.from({ length: 24 }, (_, i) => cli.runAsync(['secrets', 'set', `app:concurrent/${i}`], { input: `value-${i}`, env: { KEYNODE_PASSWORD: undefined } }));
+    const writers = Array.from({ length: 24 }, (_, i) =>
+      cli.runAsync(['secrets', 'set', `app:concurrent/${i}`], { input: `value-${i}`, env: { KEYNODE_PASSWORD: undefined } }),
+    );
     const results = await Promise.all(writers);
     for (const result of results) expect(result.code, result.stderr).toBe(0);
     for (let i = 0; i < 24; i++) expect(cli.ok(['secrets', 'get', `app:concurrent/${i}`]).out).toBe(`value-${i}`);
@@ -241,22 +250,54 @@ describe('keynode agent (separate process, built binary)', () => {
     const cli = cliSandbox();
     seed(cli);
     const { pid, socket } = startAgent(cli);
-    const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
-    const methods = ['secrets.get', 'secrets.set', 'secrets.collect', 'vaults.diff', 'vaults.import', 'secrets.transfer', 'session.unlock', 'agent.status', 'nope', '__proto__', 'constructor'];
+    const token = JSON.parse(
+      fs.readFileSync(
+        fs
+          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
+          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
+          .find((f) => f.includes('session-'))!,
+        'utf8',
+      ),
+    ).token;
+    const methods = [
+      'secrets.get',
+      'secrets.set',
+      'secrets.collect',
+      'vaults.diff',
+      'vaults.import',
+      'secrets.transfer',
+      'session.unlock',
+      'agent.status',
+      'nope',
+      '__proto__',
+      'constructor',
+    ];
     const junk = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
       fc.jsonValue().map((v) => JSON.stringify(v)),
-      fc.record({
-        v: fc.oneof(fc.constant(1), fc.jsonValue()),
-        id: fc.oneof(fc.integer(), fc.string({ maxLength: 80 }), fc.jsonValue()),
-        method: fc.oneof(fc.constantFrom(...methods), fc.jsonValue()),
-        token: fc.oneof(fc.constant(token), fc.jsonValue()),
-        params: fc.oneof(
-          fc.jsonValue(),
-          fc.record({ vault: fc.oneof(fc.constant('app'), fc.jsonValue()), path: fc.oneof(fc.constant('db/password'), fc.string(), fc.jsonValue()), value: fc.oneof(fc.string(), fc.jsonValue()) }, { requiredKeys: [] }),
-        ),
-      }, { requiredKeys: [] }).map((v) => JSON.stringify(v)),
+      fc
+        .record(
+          {
+            v: fc.oneof(fc.constant(1), fc.jsonValue()),
+            id: fc.oneof(fc.integer(), fc.string({ maxLength: 80 }), fc.jsonValue()),
+            method: fc.oneof(fc.constantFrom(...methods), fc.jsonValue()),
+            token: fc.oneof(fc.constant(token), fc.jsonValue()),
+            params: fc.oneof(
+              fc.jsonValue(),
+              fc.record(
+                {
+                  vault: fc.oneof(fc.constant('app'), fc.jsonValue()),
+                  path: fc.oneof(fc.constant('db/password'), fc.string(), fc.jsonValue()),
+                  value: fc.oneof(fc.string(), fc.jsonValue()),
+                },
+                { requiredKeys: [] },
+              ),
+            ),
+          },
+          { requiredKeys: [] },
+        )
+        .map((v) => JSON.stringify(v)),
     );
     const frames = fc.sample(junk, { numRuns: 1500, seed: 4242 }).map((f) => f.replace(/\n/g, ' '));
     let answered = 0;
@@ -284,7 +325,9 @@ describe('keynode agent (separate process, built binary)', () => {
     const cli = cliSandbox();
     seed(cli);
     const { pid, socket, log } = startAgent(cli);
-    const writes = Array.from({ length: 12 }, (_, i) => cli.runAsync(['secrets', 'set', `app:late/${i}`], { input: Buffer.alloc(200_000, i + 1), env: { KEYNODE_PASSWORD: undefined } }));
+    const writes = Array.from({ length: 12 }, (_, i) =>
+      cli.runAsync(['secrets', 'set', `app:late/${i}`], { input: Buffer.alloc(200_000, i + 1), env: { KEYNODE_PASSWORD: undefined } }),
+    );
     // Signal once writes are being served, so some are in flight and some arrive too late.
     for (let t = 0; !fs.readFileSync(log, 'utf8').includes('secrets.set ok') && t < 400; t++) await sleep(10);
     process.kill(pid, 'SIGTERM');
@@ -340,7 +383,7 @@ describe('keynode agent (separate process, built binary)', () => {
     expect(cli.ok(['secrets', 'get', 'app:k'], { env: { KEYNODE_PASSWORD: undefined } }).out).toBe('v-1');
   });
 
-  it('sends nothing to a socket that is not its own agent\'s', async () => {
+  it("sends nothing to a socket that is not its own agent's", async () => {
     const cli = cliSandbox();
     seed(cli);
     const socketPath = path.join(cli.nodePath, 'agent.sock');
@@ -425,24 +468,59 @@ describe('keynode agent (separate process, built binary)', () => {
     }
     // The agent's own check, for clients that send one anyway.
     const { socket } = JSON.parse(cli.ok(['agent', 'status', '--json']).out);
-    const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
+    const token = JSON.parse(
+      fs.readFileSync(
+        fs
+          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
+          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
+          .find((f) => f.includes('session-'))!,
+        'utf8',
+      ),
+    ).token;
     const value = Buffer.alloc(64 * 1024 * 1024 + 1).toString('base64');
-    const replies = await exchange(socket, `{"v":1,"id":0,"method":"node.status","token":"${token}"}\n{"v":1,"id":1,"method":"secrets.set","token":"${token}","params":{"vault":"app","path":"big","value":"${value}"}}\n`, 2);
-    expect(replies.map((r) => JSON.parse(r)).find((r) => r.id === 1).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: `invalid request: params.value is too large: ${limit}`, data: { field: 'params.value' } });
+    const replies = await exchange(
+      socket,
+      `{"v":1,"id":0,"method":"node.status","token":"${token}"}\n{"v":1,"id":1,"method":"secrets.set","token":"${token}","params":{"vault":"app","path":"big","value":"${value}"}}\n`,
+      2,
+    );
+    expect(replies.map((r) => JSON.parse(r)).find((r) => r.id === 1).error).toEqual({
+      code: 'ERR_INVALID_REQUEST',
+      message: `invalid request: params.value is too large: ${limit}`,
+      data: { field: 'params.value' },
+    });
   }, 120_000);
 
-  it('writes an export where the caller means, never relative to the agent\'s directory', async () => {
+  it("writes an export where the caller means, never relative to the agent's directory", async () => {
     const cli = cliSandbox();
     seed(cli);
     const { socket } = startAgent(cli);
-    const token = JSON.parse(fs.readFileSync(fs.readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode')).map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f)).find((f) => f.includes('session-'))!, 'utf8')).token;
-    const [reply] = await exchange(socket, `{"v":1,"id":1,"method":"vaults.exportBundle","token":"${token}","params":{"name":"app","file":"rel/app.bundle"}}\n`, 1);
+    const token = JSON.parse(
+      fs.readFileSync(
+        fs
+          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
+          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
+          .find((f) => f.includes('session-'))!,
+        'utf8',
+      ),
+    ).token;
+    const [reply] = await exchange(
+      socket,
+      `{"v":1,"id":1,"method":"vaults.exportBundle","token":"${token}","params":{"name":"app","file":"rel/app.bundle"}}\n`,
+      1,
+    );
     // Errors cross the socket whole: code, message and data.
-    expect(JSON.parse(reply!).error).toEqual({ code: 'ERR_INVALID_REQUEST', message: 'invalid request: params.file must be an absolute path', data: { field: 'params.file' } });
+    expect(JSON.parse(reply!).error).toEqual({
+      code: 'ERR_INVALID_REQUEST',
+      message: 'invalid request: params.file must be an absolute path',
+      data: { field: 'params.file' },
+    });
     // The CLI resolves against its own working directory before sending.
     const workdir = path.join(cli.root, 'work');
     fs.mkdirSync(workdir);
-    const exported = spawn(process.execPath, [CLI, 'vaults', 'export', 'app', '--git-bundle', 'app.bundle', '--yes'], { cwd: workdir, env: { ...cli.env, KEYNODE_PASSWORD: '' } });
+    const exported = spawn(process.execPath, [CLI, 'vaults', 'export', 'app', '--git-bundle', 'app.bundle', '--yes'], {
+      cwd: workdir,
+      env: { ...cli.env, KEYNODE_PASSWORD: '' },
+    });
     expect(await new Promise((resolve) => exported.on('exit', resolve))).toBe(0);
     expect(fs.statSync(path.join(workdir, 'app.bundle')).mode & 0o777).toBe(0o600);
   });

@@ -86,7 +86,15 @@ beforeEach(() => {
   cli.ok(['secrets', 'set', 'app:big'], { input: Buffer.alloc(4 * MiB, 0x41) });
   ({ pid, socket: socketPath } = cli.ok(['agent', 'start', '--background', '--json']).json());
   const runtime = path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode');
-  token = JSON.parse(fs.readFileSync(path.join(runtime, fs.readdirSync(runtime).find((f) => f.startsWith('session-'))!), 'utf8')).token;
+  token = JSON.parse(
+    fs.readFileSync(
+      path.join(
+        runtime,
+        fs.readdirSync(runtime).find((f) => f.startsWith('session-'))!,
+      ),
+      'utf8',
+    ),
+  ).token;
 });
 
 afterEach(() => {
@@ -124,7 +132,9 @@ describe('the agent under a flood on its socket (separate process)', () => {
     for (let t = 0; replies < total && t < 600; t++) await sleep(50);
     socket.destroy();
     const grew = memory().peakMiB - before;
-    figures.push(`${total} pipelined unauthenticated requests: ${(acceptedUnread / MiB).toFixed(2)} MiB taken while replies were unread, all ${replies} answered, peak +${grew.toFixed(0)} MiB`);
+    figures.push(
+      `${total} pipelined unauthenticated requests: ${(acceptedUnread / MiB).toFixed(2)} MiB taken while replies were unread, all ${replies} answered, peak +${grew.toFixed(0)} MiB`,
+    );
     expect(owner).toEqual({ code: 0, out: 'small-value', stderr: '' });
     expect(acceptedUnread).toBeLessThan(4 * MiB); // the agent stopped reading (before: it read on without end)
     expect(replies).toBe(total);
@@ -149,7 +159,9 @@ describe('the agent under a flood on its socket (separate process)', () => {
     );
     const owner = await ownerGets();
     const grew = memory().peakMiB - before;
-    figures.push(`10 partial 120 MiB frames, unauthenticated: each refused after < ${Math.max(...outcomes.map((o) => o.taken)) / MiB + 1} MiB, peak +${grew.toFixed(0)} MiB`);
+    figures.push(
+      `10 partial 120 MiB frames, unauthenticated: each refused after < ${Math.max(...outcomes.map((o) => o.taken)) / MiB + 1} MiB, peak +${grew.toFixed(0)} MiB`,
+    );
     for (const { taken, reply } of outcomes) {
       expect(taken).toBeLessThan(8 * MiB);
       expect(JSON.parse(reply.split('\n')[0]!)).toMatchObject({ id: null, error: { code: 'ERR_INVALID_REQUEST', message: expect.stringContaining('64 KiB') } });

@@ -51,9 +51,15 @@ describe('automation (built binary)', () => {
   it('secrets env refuses imported names that change how programs run, unless named with --var', () => {
     const cli = cliSandbox();
     cli.init();
-    const planted = 'LD_PRELOAD=/tmp/evil.so\nBASH_ENV=/tmp/evil.sh\nNODE_OPTIONS=--require=/tmp/evil.js\nPATH=/tmp/evil\nGIT_SSH_COMMAND=evil\nAPP_TOKEN=fine\n';
+    const planted =
+      'LD_PRELOAD=/tmp/evil.so\nBASH_ENV=/tmp/evil.sh\nNODE_OPTIONS=--require=/tmp/evil.js\nPATH=/tmp/evil\nGIT_SSH_COMMAND=evil\nAPP_TOKEN=fine\n';
     cli.ok(['import', 'dotenv', '-', '--vault', 'imp'], { input: planted });
-    for (const args of [['imp', '--format', 'json'], ['imp', '--format', 'dotenv'], ['imp:LD_PRELOAD', '--', 'true'], ['imp:PATH', '--format', 'shell']]) {
+    for (const args of [
+      ['imp', '--format', 'json'],
+      ['imp', '--format', 'dotenv'],
+      ['imp:LD_PRELOAD', '--', 'true'],
+      ['imp:PATH', '--format', 'shell'],
+    ]) {
       const refused = cli.run(['secrets', 'env', ...args]);
       expect(refused.code, args.join(' ')).toBe(2);
       expect(refused.stderr).toContain('ERR_ENV_NAME');
@@ -131,7 +137,9 @@ describe('automation (built binary)', () => {
     cli.ok(['secrets', 'rm', 'src:bin']);
     const dotenv = cli.ok(['vaults', 'export', 'src', '--format', 'dotenv']).out;
     expect(dotenv).toBe('DB_PASSWORD="p w\n\\"x\\""\n');
-    const imported = cli.ok(['import', 'dotenv', '-', '--vault', 'env', '--prefix', 'app', '--json'], { input: dotenv + 'export PLAIN=yes # comment\n' }).json();
+    const imported = cli
+      .ok(['import', 'dotenv', '-', '--vault', 'env', '--prefix', 'app', '--json'], { input: dotenv + 'export PLAIN=yes # comment\n' })
+      .json();
     expect(imported).toMatchObject({ vault: 'env', imported: 2, created: true });
     expect(cli.ok(['secrets', 'get', 'env:app/DB_PASSWORD']).out).toBe('p w\n"x"');
     expect(cli.ok(['secrets', 'get', 'env:app/PLAIN']).out).toBe('yes');
@@ -145,7 +153,11 @@ describe('automation (built binary)', () => {
     const gnupg = path.join(cli.root, 'gnupg');
     fs.mkdirSync(gnupg, { mode: 0o700 });
     const env = { ...process.env, GNUPGHOME: gnupg };
-    execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode test <test@keynode.invalid>', 'default', 'default', 'never'], { env, stdio: 'ignore' });
+    execFileSync(
+      'gpg',
+      ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--quick-gen-key', 'keynode test <test@keynode.invalid>', 'default', 'default', 'never'],
+      { env, stdio: 'ignore' },
+    );
     // The layout `pass init` and `pass insert` make: .gpg-id, and one encrypted file per entry.
     const store = path.join(cli.root, 'password-store');
     const entries: Record<string, string> = { 'email/work': 'hunter2\nuser: me', 'web/github.com': 'gh-pass', 'top-level': 'x' };
@@ -153,7 +165,10 @@ describe('automation (built binary)', () => {
     fs.writeFileSync(path.join(store, '.gpg-id'), 'test@keynode.invalid\n');
     for (const [name, value] of Object.entries(entries)) {
       fs.mkdirSync(path.dirname(path.join(store, name)), { recursive: true });
-      execFileSync('gpg', ['--batch', '--yes', '--trust-model', 'always', '-e', '-r', 'test@keynode.invalid', '-o', path.join(store, `${name}.gpg`)], { env, input: value });
+      execFileSync('gpg', ['--batch', '--yes', '--trust-model', 'always', '-e', '-r', 'test@keynode.invalid', '-o', path.join(store, `${name}.gpg`)], {
+        env,
+        input: value,
+      });
     }
     fs.writeFileSync(path.join(store, 'README.txt'), 'not a secret');
     fs.mkdirSync(path.join(store, '.git'));
@@ -163,8 +178,16 @@ describe('automation (built binary)', () => {
     expect(result.skipped.map((s: { path: string }) => s.path)).toEqual(['.git', 'README.txt', 'broken.gpg']);
     for (const [name, value] of Object.entries(entries)) expect(cli.ok(['secrets', 'get', `migrated:${name}`]).out).toBe(value);
     // A file named like a gpg option, imported with --store . (relative): a file, not an option.
-    execFileSync('gpg', ['--batch', '--yes', '--trust-model', 'always', '-e', '-r', 'test@keynode.invalid', '-o', path.join(store, '--output=evil.gpg')], { env, input: 'not an option' });
-    const relative = spawnSync(process.execPath, [CLI, 'import', 'pass', '--store', '.', '--vault', 'again', '--json'], { cwd: store, env: { ...cli.env, GNUPGHOME: gnupg }, input: '', timeout: 60_000 });
+    execFileSync('gpg', ['--batch', '--yes', '--trust-model', 'always', '-e', '-r', 'test@keynode.invalid', '-o', path.join(store, '--output=evil.gpg')], {
+      env,
+      input: 'not an option',
+    });
+    const relative = spawnSync(process.execPath, [CLI, 'import', 'pass', '--store', '.', '--vault', 'again', '--json'], {
+      cwd: store,
+      env: { ...cli.env, GNUPGHOME: gnupg },
+      input: '',
+      timeout: 60_000,
+    });
     expect(relative.status, relative.stderr.toString()).toBe(0);
     expect(JSON.parse(relative.stdout.toString()).imported).toBe(4);
     expect(cli.ok(['secrets', 'get', 'again:--output=evil']).out).toBe('not an option');
@@ -175,7 +198,13 @@ describe('automation (built binary)', () => {
     const cli = cliSandbox();
     const script = cli.ok(['completion', 'bash']).out;
     const complete = (words: string[]) =>
-      execFileSync('bash', ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _keynode; echo "\${COMPREPLY[@]}"`], { encoding: 'utf8' }).trim().split(' ');
+      execFileSync(
+        'bash',
+        ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _keynode; echo "\${COMPREPLY[@]}"`],
+        { encoding: 'utf8' },
+      )
+        .trim()
+        .split(' ');
     expect(complete(['keynode', 'se'])).toEqual(['secrets']);
     expect(complete(['keynode', 'secrets', 'i'])).toEqual(['inject']);
     expect(complete(['keynode', 'vaults', 'export', 'prod', '--f'])).toEqual(['--format']);
@@ -205,7 +234,9 @@ describe('automation (built binary)', () => {
     const bin = path.join(cli.root, 'bin');
     const board = path.join(cli.root, 'clipboard');
     fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, 'xclip'), `#!/bin/sh\ncase " $* " in *" -o "*) cat "${board}" 2>/dev/null ;; *) cat > "${board}" ;; esac\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, 'xclip'), `#!/bin/sh\ncase " $* " in *" -o "*) cat "${board}" 2>/dev/null ;; *) cat > "${board}" ;; esac\n`, {
+      mode: 0o755,
+    });
     const env = { DISPLAY: ':99', PATH: `${bin}:${process.env.PATH ?? ''}`, KEYNODE_CLIPBOARD_SECONDS: '1' };
     const copied = cli.ok(['secrets', 'get', 'v:pw', '--copy'], { env });
     expect(copied.out).not.toContain('clip-me');

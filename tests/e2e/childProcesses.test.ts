@@ -55,21 +55,26 @@ describe('programs keynode starts (built binary)', () => {
     expect(credentialLines(fs.readFileSync(`${record}.env`, 'utf8'))).toEqual([]);
   });
 
-  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('--edit interrupted by %s: the editor is stopped, the copy wiped, keynode dies by the signal, nothing saved', async (signal) => {
-    const cli = cliSandbox();
-    cli.init();
-    cli.ok(['vaults', 'create', 'v']);
-    cli.ok(['secrets', 'set', 'v:note'], { input: 'before' });
-    const { editor, record } = recordingEditor(cli.root, 'printf "half-typed" >> "$1"\nexec sleep 60');
-    const child = spawn(process.execPath, [CLI, 'secrets', 'set', 'v:note', '--edit'], { env: { ...cli.env, EDITOR: editor }, stdio: 'ignore' });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, signal: sig })));
-    const file = (await waitFor(() => readIfExists(record), 'the editor to start')).split('\n')[0]!;
-    expect(fs.existsSync(file)).toBe(true);
-    child.kill(signal);
-    expect(await exited).toEqual({ code: null, signal });
-    expect(fs.existsSync(path.dirname(file))).toBe(false);
-    expect(cli.ok(['secrets', 'get', 'v:note']).out).toBe('before');
-  });
+  it.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)(
+    '--edit interrupted by %s: the editor is stopped, the copy wiped, keynode dies by the signal, nothing saved',
+    async (signal) => {
+      const cli = cliSandbox();
+      cli.init();
+      cli.ok(['vaults', 'create', 'v']);
+      cli.ok(['secrets', 'set', 'v:note'], { input: 'before' });
+      const { editor, record } = recordingEditor(cli.root, 'printf "half-typed" >> "$1"\nexec sleep 60');
+      const child = spawn(process.execPath, [CLI, 'secrets', 'set', 'v:note', '--edit'], { env: { ...cli.env, EDITOR: editor }, stdio: 'ignore' });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
+      const file = (await waitFor(() => readIfExists(record), 'the editor to start')).split('\n')[0]!;
+      expect(fs.existsSync(file)).toBe(true);
+      child.kill(signal);
+      expect(await exited).toEqual({ code: null, signal });
+      expect(fs.existsSync(path.dirname(file))).toBe(false);
+      expect(cli.ok(['secrets', 'get', 'v:note']).out).toBe('before');
+    },
+  );
 
   it('--edit with an editor that ignores SIGTERM: it is killed after a grace period, and the copy still goes', async () => {
     const cli = cliSandbox();
@@ -89,7 +94,13 @@ describe('programs keynode starts (built binary)', () => {
     cli.init();
     cli.ok(['vaults', 'create', 'v']);
     cli.ok(['secrets', 'set', 'v:note'], { input: 'kept' });
-    for (const [body, code] of [['rm -f "$1"', 9], ['exit 3', 9], ['rm -f "$1"; ln -s /etc/hostname "$1"', 9], ['rm -f "$1"; mkdir "$1"', 9], ['rm -f "$1"; mkfifo "$1"', 9]] as const) {
+    for (const [body, code] of [
+      ['rm -f "$1"', 9],
+      ['exit 3', 9],
+      ['rm -f "$1"; ln -s /etc/hostname "$1"', 9],
+      ['rm -f "$1"; mkdir "$1"', 9],
+      ['rm -f "$1"; mkfifo "$1"', 9],
+    ] as const) {
       const { editor } = recordingEditor(cli.root, body);
       expect(cli.run(['secrets', 'set', 'v:note', '--edit'], { env: { EDITOR: editor } }).code, body).toBe(code);
     }

@@ -39,7 +39,10 @@ describe('keynode CLI (built binary)', () => {
     fs.writeFileSync(file, Buffer.from([0, 1, 2, 255, 10, 13]));
     cli.ok(['secrets', 'set', 'prod:certs/key', '--file', file]);
     expect(cli.ok(['secrets', 'get', 'prod:certs/key']).stdout.equals(fs.readFileSync(file))).toBe(true);
-    expect(cli.ok(['secrets', 'get', 'prod:certs/key', '--json']).json()).toMatchObject({ encoding: 'base64', value: Buffer.from([0, 1, 2, 255, 10, 13]).toString('base64') });
+    expect(cli.ok(['secrets', 'get', 'prod:certs/key', '--json']).json()).toMatchObject({
+      encoding: 'base64',
+      value: Buffer.from([0, 1, 2, 255, 10, 13]).toString('base64'),
+    });
     cli.ok(['secrets', 'set', 'prod:gen/hex', '--generate', '--length', '40', '--charset', 'hex']);
     expect(cli.ok(['secrets', 'get', 'prod:gen/hex']).out).toMatch(/^[0-9a-f]{40}$/);
     cli.ok(['secrets', 'set', 'prod:gen/words', '--generate', '--words', '5']);
@@ -100,7 +103,12 @@ describe('keynode CLI (built binary)', () => {
     cli.ok(['vaults', 'create', 'a']);
     cli.ok(['vaults', 'create', 'b']);
     cli.ok(['vaults', 'tag', 'a', 'prod']);
-    expect(cli.ok(['vaults', 'list', '--tag', 'prod', '--json']).json().vaults.map((v: { name: string }) => v.name)).toEqual(['a']);
+    expect(
+      cli
+        .ok(['vaults', 'list', '--tag', 'prod', '--json'])
+        .json()
+        .vaults.map((v: { name: string }) => v.name),
+    ).toEqual(['a']);
     cli.ok(['vaults', 'untag', 'a', 'prod']);
     cli.ok(['vaults', 'rename', 'b', 'c']);
     expect(cli.ok(['vaults', 'list']).out).toBe('a\nc\n');

@@ -17,11 +17,17 @@ const BUNDLES = path.join(REPO, 'dist/cli/bundles');
 function recorder(log: string): string[] {
   const root = tempDir('keynode-loaded-');
   const hooks = path.join(root, 'hooks.mjs');
-  fs.writeFileSync(hooks, `import fs from 'node:fs';\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  fs.appendFileSync(${JSON.stringify(log)}, result.url + '\\n');\n  return result;\n}\n`);
+  fs.writeFileSync(
+    hooks,
+    `import fs from 'node:fs';\nexport async function resolve(specifier, context, next) {\n  const result = await next(specifier, context);\n  fs.appendFileSync(${JSON.stringify(log)}, result.url + '\\n');\n  return result;\n}\n`,
+  );
   const register = path.join(root, 'register.mjs');
   fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
   const atExit = path.join(root, 'atExit.cjs');
-  fs.writeFileSync(atExit, `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, Object.keys(require.cache).map((file) => 'file://' + file).join('\\n') + '\\n'));\n`);
+  fs.writeFileSync(
+    atExit,
+    `process.on('exit', () => require('node:fs').appendFileSync(${JSON.stringify(log)}, Object.keys(require.cache).map((file) => 'file://' + file).join('\\n') + '\\n'));\n`,
+  );
   return ['--import', register, '--require', atExit];
 }
 
@@ -41,7 +47,10 @@ describe('CLI bundles', () => {
       fs.rmSync(log, { force: true });
       const result = spawnSync(process.execPath, [...options, CLI, ...args], { env: cli.env, input: '', encoding: 'utf8' });
       expect(result.status, `keynode ${args.join(' ')}: ${result.stderr}`).toBe(0);
-      const urls = fs.readFileSync(log, 'utf8').split('\n').filter((url) => url.startsWith('file://') && !url.includes('/keynode-loaded-'));
+      const urls = fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((url) => url.startsWith('file://') && !url.includes('/keynode-loaded-'));
       return [...new Set(urls.map((url) => path.relative(REPO, url.slice('file://'.length))))].sort();
     };
     const cases: Array<[string[], string]> = [
@@ -75,7 +84,11 @@ describe('CLI bundles', () => {
       // esbuild names every module it bundles in a comment line: `// dist/node/KeynodeNode.js`.
       const modules = fs.readFileSync(name, 'utf8').match(/^\/\/ \S+\.(m?js|cjs)$/gm) ?? [];
       expect(modules.length).toBeGreaterThan(0);
-      const heavy = modules.filter((line) => /node_modules\/(?!commander\/)|dist\/(agent|vaults\/(?!paths)|node\/(?!nodePath)|keys|storage\/(?!files)|crypto|api\/(handlers|schema)|importers)\//.test(line));
+      const heavy = modules.filter((line) =>
+        /node_modules\/(?!commander\/)|dist\/(agent|vaults\/(?!paths)|node\/(?!nodePath)|keys|storage\/(?!files)|crypto|api\/(handlers|schema)|importers)\//.test(
+          line,
+        ),
+      );
       expect({ name: path.basename(name), heavy }).toEqual({ name: path.basename(name), heavy: [] });
     }
   });

@@ -33,8 +33,11 @@ describe('secrets ls and vaults log stream (e2e)', () => {
       const vault = await node.vaults.createVault('app');
       // A directory walked in place (over 4,096 entries) with names around '/' in git's order.
       const flat = Array.from({ length: 5_000 }, (_, i) => ({ path: `big/k${String(i).padStart(5, '0')}`, value }));
-      await vault.writeSecrets([...flat, { path: 'big/k00007/x', value }, { path: 'big/k00007-b', value }, { path: 'big/k00007.c', value }].filter((e) => e.path !== 'big/k00007'));
-      for (let i = 0; i < 40; i++) await vault.writeSecret(`d${i % 4}/e${i % 3}/s${i}`, Buffer.from(`${i}`), { message: i % 7 === 0 ? `multi\nline ${i}\n` : `commit ${i}` });
+      await vault.writeSecrets(
+        [...flat, { path: 'big/k00007/x', value }, { path: 'big/k00007-b', value }, { path: 'big/k00007.c', value }].filter((e) => e.path !== 'big/k00007'),
+      );
+      for (let i = 0; i < 40; i++)
+        await vault.writeSecret(`d${i % 4}/e${i % 3}/s${i}`, Buffer.from(`${i}`), { message: i % 7 === 0 ? `multi\nline ${i}\n` : `commit ${i}` });
       entries = await vault.list();
     });
     const sorted = [...entries].sort(byPathSegments);
@@ -70,7 +73,7 @@ describe('secrets ls and vaults log stream (e2e)', () => {
     }
   }, 120_000);
 
-  it('stop the agent\'s walk when the reader goes away (`| head -1`)', async () => {
+  it("stop the agent's walk when the reader goes away (`| head -1`)", async () => {
     const cli = cliSandbox();
     const value = Buffer.from('v');
     await makeNode(cli.nodePath, async (node) => {

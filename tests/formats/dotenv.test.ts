@@ -10,7 +10,10 @@ import { tempDir } from '../helpers/index.js';
 const hasBash = spawnSync('bash', ['--version']).status === 0;
 
 /** Characters a shell treats specially, so that generated values hit them often. */
-const shellish = fc.string({ unit: fc.constantFrom('`', '$', '"', '\\', "'", '\n', '\r', '\t', '(', ')', '{', '}', ' ', '!', '*', '?', '~', '#', ';', '&', '|', '<', '>', 'a', 'é', '😀'), maxLength: 40 });
+const shellish = fc.string({
+  unit: fc.constantFrom('`', '$', '"', '\\', "'", '\n', '\r', '\t', '(', ')', '{', '}', ' ', '!', '*', '?', '~', '#', ';', '&', '|', '<', '>', 'a', 'é', '😀'),
+  maxLength: 40,
+});
 /** Any string an environment can hold: well-formed Unicode without NUL. */
 const anyValue = fc.oneof(shellish, fc.string({ unit: 'binary', maxLength: 40 })).filter((s) => !s.includes('\0') && s.isWellFormed());
 
@@ -56,7 +59,7 @@ describe('dotenv', () => {
     expect(() => parseDotenv('A="unterminated\n')).toThrow(/unterminated/);
   });
 
-  it('never puts the file\'s text in a parse error, only the line', () => {
+  it("never puts the file's text in a parse error, only the line", () => {
     const secret = 'hunter2-Zq9';
     const bad = [
       `A=1\n${secret}\n`, // no =
@@ -114,11 +117,18 @@ describe('dotenv', () => {
 
   it('shell output evaluates to the exact values in a real sh (property)', () => {
     fc.assert(
-      fc.property(fc.dictionary(name.filter((n) => !['PATH', 'IFS', 'PS1', 'PS2', 'PS4', 'PWD', 'OLDPWD', 'HOME', 'ENV', 'OPTIND', 'SHELL', 'PPID'].includes(n)), value, { minKeys: 1, maxKeys: 4 }), (vars) => {
-        const script = `${serializeShell(vars)}node -e 'const o={};for(const k of JSON.parse(process.argv[1]))o[k]=process.env[k];process.stdout.write(JSON.stringify(o))' '${JSON.stringify(Object.keys(vars))}'`;
-        const out = execFileSync('sh', ['-c', script], { encoding: 'utf8' });
-        expect(JSON.parse(out)).toEqual(vars);
-      }),
+      fc.property(
+        fc.dictionary(
+          name.filter((n) => !['PATH', 'IFS', 'PS1', 'PS2', 'PS4', 'PWD', 'OLDPWD', 'HOME', 'ENV', 'OPTIND', 'SHELL', 'PPID'].includes(n)),
+          value,
+          { minKeys: 1, maxKeys: 4 },
+        ),
+        (vars) => {
+          const script = `${serializeShell(vars)}node -e 'const o={};for(const k of JSON.parse(process.argv[1]))o[k]=process.env[k];process.stdout.write(JSON.stringify(o))' '${JSON.stringify(Object.keys(vars))}'`;
+          const out = execFileSync('sh', ['-c', script], { encoding: 'utf8' });
+          expect(JSON.parse(out)).toEqual(vars);
+        },
+      ),
       { numRuns: 15 },
     );
   });

@@ -37,24 +37,52 @@ describe('environment variable names', () => {
     expect(env.toObject()).toEqual({ DB_PASSWORD: 'x' });
   });
 
-  it.each(['LD_PRELOAD', 'LD_LIBRARY_PATH', 'DYLD_INSERT_LIBRARIES', 'BASH_ENV', 'ENV', 'BASH_FUNC_X', 'NODE_OPTIONS', 'NODE_PATH', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5OPT', 'PERL5LIB', 'RUBYOPT', 'GCONV_PATH', 'PATH', 'IFS', 'PS4', 'SHELLOPTS', 'JAVA_TOOL_OPTIONS', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'NPM_CONFIG_SCRIPT_SHELL', 'KEYNODE_PATH', 'HTTPS_PROXY', 'OPENSSL_CONF', 'SSLKEYLOGFILE', 'XDG_CONFIG_HOME'])(
-    'a name derived from a path may not be %s (it changes how programs run)',
+  it.each([
+    'LD_PRELOAD',
+    'LD_LIBRARY_PATH',
+    'DYLD_INSERT_LIBRARIES',
+    'BASH_ENV',
+    'ENV',
+    'BASH_FUNC_X',
+    'NODE_OPTIONS',
+    'NODE_PATH',
+    'PYTHONPATH',
+    'PYTHONSTARTUP',
+    'PERL5OPT',
+    'PERL5LIB',
+    'RUBYOPT',
+    'GCONV_PATH',
+    'PATH',
+    'IFS',
+    'PS4',
+    'SHELLOPTS',
+    'JAVA_TOOL_OPTIONS',
+    'GIT_SSH_COMMAND',
+    'GIT_CONFIG_KEY_0',
+    'NPM_CONFIG_SCRIPT_SHELL',
+    'KEYNODE_PATH',
+    'HTTPS_PROXY',
+    'OPENSSL_CONF',
+    'SSLKEYLOGFILE',
+    'XDG_CONFIG_HOME',
+  ])('a name derived from a path may not be %s (it changes how programs run)', (name) => {
+    expect(changesHowProgramsRun(name)).toBe(true);
+    const error = (() => {
+      try {
+        checkDerivedEnvName(name, 'v:some/path');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isKeynodeError(error, 'ERR_ENV_NAME')).toBe(true);
+    expect((error as Error).message).toContain(`--var ${name}=v:some/path`);
+  });
+
+  it.each(['DB_PASSWORD', 'API_KEY', 'NODE_ENV', 'GIT_TOKEN', 'GITHUB_TOKEN', 'PATHNAME', 'USER', 'LANG', 'AWS_SECRET_ACCESS_KEY'])(
+    '%s is an ordinary name',
     (name) => {
-      expect(changesHowProgramsRun(name)).toBe(true);
-      const error = (() => {
-        try {
-          checkDerivedEnvName(name, 'v:some/path');
-        } catch (e) {
-          return e;
-        }
-      })();
-      expect(isKeynodeError(error, 'ERR_ENV_NAME')).toBe(true);
-      expect((error as Error).message).toContain(`--var ${name}=v:some/path`);
+      expect(changesHowProgramsRun(name)).toBe(false);
+      expect(checkDerivedEnvName(name, 'v:x')).toBe(name);
     },
   );
-
-  it.each(['DB_PASSWORD', 'API_KEY', 'NODE_ENV', 'GIT_TOKEN', 'GITHUB_TOKEN', 'PATHNAME', 'USER', 'LANG', 'AWS_SECRET_ACCESS_KEY'])('%s is an ordinary name', (name) => {
-    expect(changesHowProgramsRun(name)).toBe(false);
-    expect(checkDerivedEnvName(name, 'v:x')).toBe(name);
-  });
 });

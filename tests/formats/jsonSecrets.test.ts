@@ -24,7 +24,8 @@ describe('JSON secrets', () => {
     expect(() => fromJsonSecrets(['not', 'an', 'object'])).toThrow(/expected an object/);
     expect(() => fromJsonSecrets({ a: 5 })).toThrow(/expected an object/);
     // Buffer.from would read these as empty or truncated values.
-    for (const bad of ['!!!', 'A', 'AA E=', 'AAE=x', 'AAE-']) expect(() => fromJsonSecrets({ bin: { base64: bad } }), bad).toThrow(/"bin": "base64" is not valid base64/);
+    for (const bad of ['!!!', 'A', 'AA E=', 'AAE=x', 'AAE-'])
+      expect(() => fromJsonSecrets({ bin: { base64: bad } }), bad).toThrow(/"bin": "base64" is not valid base64/);
     expect(fromJsonSecrets({ bin: { base64: 'AAE' } })).toEqual([{ path: 'bin', value: Buffer.from([0, 1]) }]); // padding is optional
   });
 

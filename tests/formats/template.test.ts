@@ -8,7 +8,13 @@ describe('templates', () => {
       ['prod', 'db/pw', 1],
       ['prod', 'api', 2],
     ]);
-    const out = renderTemplate(template, new Map([['prod:db/pw', Buffer.from('s3cret')], ['prod:api', Buffer.from('k')]]));
+    const out = renderTemplate(
+      template,
+      new Map([
+        ['prod:db/pw', Buffer.from('s3cret')],
+        ['prod:api', Buffer.from('k')],
+      ]),
+    );
     expect(out.toString()).toBe('a: s3cret\nb: k\nhelm: {{ .Values.x }}\n');
   });
 

@@ -73,7 +73,8 @@ export function cliSandbox() {
     return result;
   };
   /** Create the node with test KDF parameters. */
-  const init = () => ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1', '--json']).json() as { nodeId: string; recoveryPhrase: string; nodePath: string };
+  const init = () =>
+    ok(['init', '--kdf-memory', '8192', '--kdf-iterations', '1', '--json']).json() as { nodeId: string; recoveryPhrase: string; nodePath: string };
   return { root, env, run, runAsync, ok, init, nodePath: env.KEYNODE_PATH! };
 }
 

@@ -9,7 +9,11 @@ import { tempDir } from '../helpers/index.js';
 function fakeGpg(body: string): { env: NodeJS.ProcessEnv; log: string } {
   const dir = tempDir('keynode-fake-gpg-');
   const log = path.join(dir, 'calls.log');
-  fs.writeFileSync(path.join(dir, 'gpg'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a" >> "${log}"; done\nenv | grep '^KEYNODE_' >> "${log}"\necho --- >> "${log}"\n${body}\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(dir, 'gpg'),
+    `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a" >> "${log}"; done\nenv | grep '^KEYNODE_' >> "${log}"\necho --- >> "${log}"\n${body}\n`,
+    { mode: 0o755 },
+  );
   return { env: { PATH: `${dir}:${process.env.PATH ?? ''}` }, log };
 }
 

@@ -273,7 +273,7 @@ describe('adversarial: a crash in the middle of an append', () => {
 });
 
 describe('adversarial: recovering a node that lost its key file', () => {
-  it('a store restored from an older copy, with the key file lost, can still be opened with the phrase and the owner\'s explicit word', async () => {
+  it("a store restored from an older copy, with the key file lost, can still be opened with the phrase and the owner's explicit word", async () => {
     const { node, nodePath, recoveryPhrase } = await createTestNode();
     const vault = await node.vaults.createVault('v');
     await vault.writeSecret('kept', Buffer.from('in the backup'));
@@ -437,7 +437,7 @@ describe('adversarial: two processes writing one store (the node lock bypassed)'
     expect(readBack(dir, names)).toEqual({ x1: 'value-of-x1', x2: 'value-of-x2', x3: 'value-of-x3', y1: undefined, y2: undefined });
   });
 
-  it('a torn tail of the same length as the other writer\'s batch does not fool the check (its batch is not set aside as torn)', async () => {
+  it("a torn tail of the same length as the other writer's batch does not fool the check (its batch is not set aside as torn)", async () => {
     const dir = tempDir();
     LogStore.create(dir, batchKey);
     const store = LogStore.open(dir, batchKey);

@@ -73,7 +73,27 @@ describe('adversarial: trees stored as deltas under hostile names', () => {
     const other = await node.vaults.createVault('other');
     await other.writeSecret('keep/me', Buffer.from('kept'));
     const vault = await node.vaults.createVault('v');
-    const hostile = ['a', 'a.b', 'a-b', 'a0', 'a b', '\u00e9', 'e\u0301', '\uE000x', '\uFFFDx', '\uFF61', '\u{1F600}', 'a\u{1F600}', 'a\uE000', 'Z', '~x', '-', '"q"', '#', '%20'];
+    const hostile = [
+      'a',
+      'a.b',
+      'a-b',
+      'a0',
+      'a b',
+      '\u00e9',
+      'e\u0301',
+      '\uE000x',
+      '\uFFFDx',
+      '\uFF61',
+      '\u{1F600}',
+      'a\u{1F600}',
+      'a\uE000',
+      'Z',
+      '~x',
+      '-',
+      '"q"',
+      '#',
+      '%20',
+    ];
     const model = new Map<string, string>();
     const initial: Array<{ path: string; value: Buffer }> = [];
     // 600 entries: three chunks of 256, so edits land on both sides of the boundaries.

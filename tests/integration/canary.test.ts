@@ -5,7 +5,9 @@ import { KeynodeNode } from '../../src/node/KeynodeNode.js';
 import { createTestNode, filesUnder, TEST_PASSWORD } from '../helpers/index.js';
 
 function gitOid(type: string, content: Buffer): string {
-  return createHash('sha1').update(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content])).digest('hex');
+  return createHash('sha1')
+    .update(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]))
+    .digest('hex');
 }
 
 /** Every encoding of a byte string a careless store might leave: raw, hex, base64, UTF-16. */

@@ -123,7 +123,10 @@ describe('a damaged delta chain on disk', () => {
       const report = await again.check();
       again.close();
       expect(report.ok, harm).toBe(false);
-      expect(report.problems.some((problem) => problem.damage && problem.oid === flat), harm).toBe(true);
+      expect(
+        report.problems.some((problem) => problem.damage && problem.oid === flat),
+        harm,
+      ).toBe(true);
     }
   });
 });

@@ -29,7 +29,12 @@ async function buildHistory(vault: Vault): Promise<string[]> {
     const keys = new Map<string, TreeEntry>();
     for (let key = 0; key < KEYS && key <= i; key++) keys.set(`${key}`, { mode: '100644', type: 'blob', oid: blobs[valueAt(i, key) === 'v0' ? 0 : 1]!.oid });
     const dir = encodeTree(keys);
-    const root = encodeTree(new Map<string, TreeEntry>([['fixed', { mode: '100644', type: 'blob', oid: fixed.oid }], ['k', { mode: '040000', type: 'tree', oid: dir.oid }]]));
+    const root = encodeTree(
+      new Map<string, TreeEntry>([
+        ['fixed', { mode: '100644', type: 'blob', oid: fixed.oid }],
+        ['k', { mode: '040000', type: 'tree', oid: dir.oid }],
+      ]),
+    );
     if (!roots.has(root.oid)) objects.push(dir, root);
     roots.add(root.oid);
     return root.oid;

@@ -15,7 +15,10 @@ function storedHeads(nodePath: string, recoveryPhrase: string): { head: string; 
   const keys = new NodeKeys(phraseToMasterSecret(recoveryPhrase)!);
   const store = LogStore.open(nodePath, keys.storeBatchKey);
   try {
-    const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{ name: string; key: string }>;
+    const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{
+      name: string;
+      key: string;
+    }>;
     const keyspace = new Keyspace(Buffer.from(registry.find((v) => v.name === 'crash')!.key, 'base64'));
     const head = store.get(keyspace, 'head')!.toString('ascii');
     const indexed = (JSON.parse(store.get(keyspace, INDEX_META_RECORD)!.toString('utf8')) as { head: string }).head;

@@ -31,7 +31,9 @@ describe('agent wire protocol', () => {
     const frames = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
       fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
-      fc.record({ v: fc.jsonValue(), id: fc.jsonValue(), result: fc.jsonValue(), error: fc.jsonValue() }, { requiredKeys: [] }).map((v) => Buffer.from(JSON.stringify(v))),
+      fc
+        .record({ v: fc.jsonValue(), id: fc.jsonValue(), result: fc.jsonValue(), error: fc.jsonValue() }, { requiredKeys: [] })
+        .map((v) => Buffer.from(JSON.stringify(v))),
     );
     fc.assert(
       fc.property(frames, (frame) => {

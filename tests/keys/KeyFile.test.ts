@@ -166,14 +166,27 @@ describe('KeyFile', () => {
       fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b).toString('base64')),
       fc.string(),
     );
-    const field = fc.constantFrom('format', 'kdf', 'wrapped', 'phraseCheck', 'extra', 'kdf.algorithm', 'kdf.memoryKib', 'kdf.iterations', 'kdf.parallelism', 'kdf.salt', 'kdf.extra');
+    const field = fc.constantFrom(
+      'format',
+      'kdf',
+      'wrapped',
+      'phraseCheck',
+      'extra',
+      'kdf.algorithm',
+      'kdf.memoryKib',
+      'kdf.iterations',
+      'kdf.parallelism',
+      'kdf.salt',
+      'kdf.extra',
+    );
     const mutation = fc.record({ field, value: fc.option(nasty, { nil: undefined }) }); // undefined: delete the field
     await fc.assert(
       fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
         const contents: Record<string, unknown> & { kdf: unknown } = { ...original, kdf: { ...original.kdf } };
         for (const { field: name, value } of mutations) {
           const [head, tail] = name.split('.') as [string, string | undefined];
-          const target: Record<string, unknown> = tail === undefined ? contents : typeof contents.kdf === 'object' && contents.kdf !== null ? (contents.kdf as Record<string, unknown>) : contents;
+          const target: Record<string, unknown> =
+            tail === undefined ? contents : typeof contents.kdf === 'object' && contents.kdf !== null ? (contents.kdf as Record<string, unknown>) : contents;
           const key = tail ?? head;
           if (value === undefined) delete target[key];
           else target[key] = value;
@@ -184,17 +197,25 @@ describe('KeyFile', () => {
       { numRuns: 400 },
     );
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: originalBytes.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.boolean(), async (offset, byte, truncate) => {
-        const bytes = truncate ? originalBytes.subarray(0, offset) : Buffer.from(originalBytes);
-        if (!truncate) bytes[offset] = byte;
-        fs.writeFileSync(keyFilePath(dir), bytes);
-        count(await readAll(dir));
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: originalBytes.length - 1 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.boolean(),
+        async (offset, byte, truncate) => {
+          const bytes = truncate ? originalBytes.subarray(0, offset) : Buffer.from(originalBytes);
+          if (!truncate) bytes[offset] = byte;
+          fs.writeFileSync(keyFilePath(dir), bytes);
+          count(await readAll(dir));
+        },
+      ),
       { numRuns: 200 },
     );
     const notKeynode = [...tally].filter(([outcome]) => outcome.startsWith('not a KeynodeError'));
     expect(notKeynode).toEqual([]);
-    expect([...tally.keys()].every((o) => ['ok', 'ERR_INTEGRITY', 'ERR_NOT_SUPPORTED', 'ERR_WRONG_PASSWORD'].includes(o)), [...tally.keys()].join()).toBe(true);
+    expect(
+      [...tally.keys()].every((o) => ['ok', 'ERR_INTEGRITY', 'ERR_NOT_SUPPORTED', 'ERR_WRONG_PASSWORD'].includes(o)),
+      [...tally.keys()].join(),
+    ).toBe(true);
     expect(argon2Calls.calls.filter((call) => !inBounds(call))).toEqual([]);
     console.log(`key file mutations: ${JSON.stringify(Object.fromEntries(tally))}; argon2 calls ${argon2Calls.calls.length}, all in bounds`);
   });

@@ -74,8 +74,12 @@ describe('KeynodeNode', () => {
     node.close();
     const other = await createTestNode();
     other.node.close();
-    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: other.recoveryPhrase, password: 'p', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_WRONG_PHRASE' });
-    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: 'abandon '.repeat(24), password: 'p', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_INVALID_PHRASE' });
+    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: other.recoveryPhrase, password: 'p', kdf: TEST_KDF })).rejects.toMatchObject({
+      code: 'ERR_WRONG_PHRASE',
+    });
+    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: 'abandon '.repeat(24), password: 'p', kdf: TEST_KDF })).rejects.toMatchObject({
+      code: 'ERR_INVALID_PHRASE',
+    });
     const result = await KeynodeNode.recover({ nodePath, recoveryPhrase, password: 'forgot it', kdf: TEST_KDF });
     expect(result).toEqual({ nodeId, existing: true });
     const reopened = await KeynodeNode.open({ nodePath, password: 'forgot it' });
@@ -106,7 +110,9 @@ describe('KeynodeNode', () => {
     // Another node's phrase is refused and changes nothing.
     const other = await createTestNode();
     other.node.close();
-    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: other.recoveryPhrase, password: 'new', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_WRONG_PHRASE' });
+    await expect(KeynodeNode.recover({ nodePath, recoveryPhrase: other.recoveryPhrase, password: 'new', kdf: TEST_KDF })).rejects.toMatchObject({
+      code: 'ERR_WRONG_PHRASE',
+    });
     expect(fs.existsSync(path.join(nodePath, 'keynode.key'))).toBe(false);
     expect(fs.readFileSync(path.join(nodePath, 'store.log')).equals(storeBefore)).toBe(true);
     const result = await KeynodeNode.recover({ nodePath, recoveryPhrase, password: 'new password', kdf: TEST_KDF });
@@ -123,7 +129,9 @@ describe('KeynodeNode', () => {
     fs.writeFileSync(path.join(busy, 'notes.txt'), 'mine');
     await expect(KeynodeNode.create({ nodePath: busy, password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     expect(fs.statSync(busy).mode & 0o777).toBe(0o755);
-    await expect(KeynodeNode.create({ nodePath: path.join(busy, 'notes.txt'), password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(KeynodeNode.create({ nodePath: path.join(busy, 'notes.txt'), password: 'x', kdf: TEST_KDF })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
   });
 
   it('finishes an interrupted vault delete when the node next opens: the vault key leaves the file', async () => {

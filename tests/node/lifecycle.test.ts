@@ -98,7 +98,15 @@ describe('NodeLifecycle', () => {
     const lifecycle = await NodeLifecycle.open({
       nodePath,
       password: TEST_PASSWORD,
-      services: () => [{ name: 'flaky', start: () => { if (failNext) throw new Error('no'); }, stop: () => {} }],
+      services: () => [
+        {
+          name: 'flaky',
+          start: () => {
+            if (failNext) throw new Error('no');
+          },
+          stop: () => {},
+        },
+      ],
     });
     await lifecycle.lock();
     failNext = true;

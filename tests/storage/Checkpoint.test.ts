@@ -53,7 +53,7 @@ describe('index checkpoint', () => {
     full.close();
   });
 
-  it("a checkpoint carried between two copies of a node directory is refused, even when both logs end alike", () => {
+  it('a checkpoint carried between two copies of a node directory is refused, even when both logs end alike', () => {
     const { dir, store } = freshStore();
     for (let i = 0; i < 50; i++) store.write([{ keyspace, name: `k${i}`, value: Buffer.from(`v${i}`) }]);
     store.checkpoint();
@@ -176,7 +176,9 @@ describe('index checkpoint', () => {
         const point = pointSeed % batches.length;
         let stale: Buffer | undefined;
         batches.forEach((batch, i) => {
-          store.write(batch.map((o): BatchOp => ('remove' in o ? { keyspace, name: `n${o.name}`, delete: true } : { keyspace, name: `n${o.name}`, value: o.value })));
+          store.write(
+            batch.map((o): BatchOp => ('remove' in o ? { keyspace, name: `n${o.name}`, delete: true } : { keyspace, name: `n${o.name}`, value: o.value })),
+          );
           if (i === 0) {
             store.checkpoint();
             stale = fs.readFileSync(path.join(dir, CHECKPOINT_FILE));
@@ -282,7 +284,10 @@ describe('compaction in steps', () => {
     await nextTurn();
     store.write([{ keyspace, name: 'r1', value: Buffer.from('overwritten') }]);
     await nextTurn();
-    store.write([{ keyspace, name: 'r2', delete: true }, { keyspace, name: 'new', value: Buffer.from('added') }]);
+    store.write([
+      { keyspace, name: 'r2', delete: true },
+      { keyspace, name: 'new', value: Buffer.from('added') },
+    ]);
     expect(store.get(keyspace, 'r1')?.toString()).toBe('overwritten'); // visible before compaction ends
     expect(store.compactInSteps()).toBe(compaction); // one at a time
     await compaction;

@@ -37,7 +37,10 @@ describe('LogStore', () => {
       { keyspace, name: 'a', value: Buffer.from('one') },
       { keyspace, name: 'b', value: Buffer.from('two') },
     ]);
-    store.write([{ keyspace, name: 'a', value: Buffer.from('uno') }, { keyspace, name: 'b', delete: true }]);
+    store.write([
+      { keyspace, name: 'a', value: Buffer.from('uno') },
+      { keyspace, name: 'b', delete: true },
+    ]);
     expect(store.get(keyspace, 'a')?.toString()).toBe('uno');
     expect(store.get(keyspace, 'b')).toBeUndefined();
     store.close();
@@ -307,7 +310,7 @@ describe('LogStore', () => {
     store.write([{ keyspace, name: 'a', value: Buffer.alloc(10_000, 1) }]);
     const before = fs.readFileSync(path.join(dir, STORE_FILE));
     const real = fs.statfsSync;
-    vi.spyOn(fs, 'statfsSync').mockImplementation(((target: fs.PathLike) => ({ ...real(target), bavail: 1, bsize: 4096 })));
+    vi.spyOn(fs, 'statfsSync').mockImplementation((target: fs.PathLike) => ({ ...real(target), bavail: 1, bsize: 4096 }));
     expect(() => store.compact()).toThrow(/not enough free space to compact/);
     vi.restoreAllMocks();
     expect(fs.readFileSync(path.join(dir, STORE_FILE)).equals(before)).toBe(true);

@@ -13,10 +13,18 @@ const collidingIdOf = (n: number) => {
 };
 
 describe('RecordIndex', () => {
-  for (const [label, makeId] of [['random ids', idOf], ['colliding ids', collidingIdOf]] as const) {
+  for (const [label, makeId] of [
+    ['random ids', idOf],
+    ['colliding ids', collidingIdOf],
+  ] as const) {
     it(`behaves like a map of (offset, length), across growth, deletes and reuse (property, ${label})`, () => {
       const op = fc.oneof(
-        fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 3000 }), offset: fc.integer({ min: 0, max: 2 ** 40 }), length: fc.integer({ min: 0, max: 2 ** 31 }) }),
+        fc.record({
+          kind: fc.constant('set' as const),
+          key: fc.integer({ min: 0, max: 3000 }),
+          offset: fc.integer({ min: 0, max: 2 ** 40 }),
+          length: fc.integer({ min: 0, max: 2 ** 31 }),
+        }),
         fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 3000 }) }),
       );
       fc.assert(

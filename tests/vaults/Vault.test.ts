@@ -170,7 +170,17 @@ describe('Vault', () => {
     const { node, vault } = await freshVault();
     await vault.writeSecret('a', Buffer.from('1'));
     const head = vault.headCommit;
-    expect(await codeOf(vault.applyEdits([{ path: 'b', value: Buffer.from('2') }, { path: 'missing', delete: true }], 'bad'))).toBe('ERR_SECRET_NOT_FOUND');
+    expect(
+      await codeOf(
+        vault.applyEdits(
+          [
+            { path: 'b', value: Buffer.from('2') },
+            { path: 'missing', delete: true },
+          ],
+          'bad',
+        ),
+      ),
+    ).toBe('ERR_SECRET_NOT_FOUND');
     expect(vault.headCommit).toBe(head);
     expect(await vault.exists('b')).toBe(false);
     node.close();

@@ -46,8 +46,14 @@ describe('git object encoding', () => {
     const entries = fc.uniqueArray(fc.tuple(name, fc.boolean(), oid), { selector: ([n]) => n, maxLength: 20 });
     await fc.assert(
       fc.asyncProperty(entries, async (list) => {
-        const map = new Map<string, TreeEntry>(list.map(([n, isTree, o]) => [n, { mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o }]));
-        const reference = await git.writeTree({ fs, gitdir: '/g', tree: list.map(([n, isTree, o]) => ({ path: n, mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o })) });
+        const map = new Map<string, TreeEntry>(
+          list.map(([n, isTree, o]) => [n, { mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o }]),
+        );
+        const reference = await git.writeTree({
+          fs,
+          gitdir: '/g',
+          tree: list.map(([n, isTree, o]) => ({ path: n, mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o })),
+        });
         expect(encodeTree(map).oid).toBe(reference);
       }),
       { numRuns: 100 },
@@ -59,12 +65,18 @@ describe('git object encoding', () => {
     const entries = fc.uniqueArray(fc.tuple(name, fc.boolean(), oid), { selector: ([n]) => n, maxLength: 20 });
     await fc.assert(
       fc.asyncProperty(entries, async (list) => {
-        const map = new Map<string, TreeEntry>(list.map(([n, isTree, o]) => [n, { mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o }]));
+        const map = new Map<string, TreeEntry>(
+          list.map(([n, isTree, o]) => [n, { mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o }]),
+        );
         const encoded = encodeTree(map);
         const content = encoded.wrapped.subarray(encoded.wrapped.indexOf(0) + 1);
         expect(parseTreeContent(content)).toEqual(map);
         // isomorphic-git, reading the same object, sees the same entries.
-        const reference = await git.writeTree({ fs, gitdir: '/g', tree: list.map(([n, isTree, o]) => ({ path: n, mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o })) });
+        const reference = await git.writeTree({
+          fs,
+          gitdir: '/g',
+          tree: list.map(([n, isTree, o]) => ({ path: n, mode: isTree ? '040000' : '100644', type: isTree ? 'tree' : 'blob', oid: o })),
+        });
         const { tree } = await git.readTree({ fs, gitdir: '/g', oid: reference });
         expect(new Map(tree.map((e) => [e.path, { mode: e.mode, type: e.type, oid: e.oid }]))).toEqual(map);
       }),
@@ -76,15 +88,27 @@ describe('git object encoding', () => {
   it('commits match isomorphic-git', async () => {
     const fs = memoryFs();
     await fc.assert(
-      fc.asyncProperty(oid, fc.array(oid, { maxLength: 2 }), fc.string({ minLength: 1, maxLength: 80 }), fc.integer({ min: 0, max: 2 ** 31 }), async (tree, parents, message, timestamp) => {
-        const author = { name: '12D3KooWTest', email: '12D3KooWTest@keynode', timestamp };
-        const reference = await git.writeCommit({
-          fs,
-          gitdir: '/g',
-          commit: { tree, parent: parents, author: { ...author, timezoneOffset: 0 }, committer: { ...author, timezoneOffset: 0 }, message: message.endsWith('\n') ? message : message + '\n' },
-        });
-        expect(encodeCommit({ tree, parents, author, message }).oid).toBe(reference);
-      }),
+      fc.asyncProperty(
+        oid,
+        fc.array(oid, { maxLength: 2 }),
+        fc.string({ minLength: 1, maxLength: 80 }),
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        async (tree, parents, message, timestamp) => {
+          const author = { name: '12D3KooWTest', email: '12D3KooWTest@keynode', timestamp };
+          const reference = await git.writeCommit({
+            fs,
+            gitdir: '/g',
+            commit: {
+              tree,
+              parent: parents,
+              author: { ...author, timezoneOffset: 0 },
+              committer: { ...author, timezoneOffset: 0 },
+              message: message.endsWith('\n') ? message : message + '\n',
+            },
+          });
+          expect(encodeCommit({ tree, parents, author, message }).oid).toBe(reference);
+        },
+      ),
       { numRuns: 100 },
     );
   });

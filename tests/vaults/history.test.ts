@@ -8,7 +8,15 @@ import { Keyspace } from '../../src/storage/Keyspace.js';
 import { LogStore } from '../../src/storage/LogStore.js';
 import { encodeBlob, encodeCommit, encodeTree, type EncodedObject } from '../../src/vaults/gitObjects.js';
 import { differingEntries, diffCounters } from '../../src/vaults/history.js';
-import { INDEX_META_RECORD, LOG_PAGE_COMMITS, LOG_PAGE_MESSAGE_CHARS, commitRecordName, logPageName, pathRecordName, prefixBucketName } from '../../src/vaults/historyIndex.js';
+import {
+  INDEX_META_RECORD,
+  LOG_PAGE_COMMITS,
+  LOG_PAGE_MESSAGE_CHARS,
+  commitRecordName,
+  logPageName,
+  pathRecordName,
+  prefixBucketName,
+} from '../../src/vaults/historyIndex.js';
 import { parseCommitContent } from '../../src/vaults/objects.js';
 import type { Vault } from '../../src/vaults/Vault.js';
 import { CompactTree, type TreeEntry } from '../../src/vaults/trees.js';
@@ -152,7 +160,10 @@ async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
 async function rawStore(nodePath: string, recoveryPhrase: string, vaultName: string) {
   const keys = new NodeKeys(phraseToMasterSecret(recoveryPhrase)!);
   const store = LogStore.open(nodePath, keys.storeBatchKey);
-  const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{ name: string; key: string }>;
+  const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{
+    name: string;
+    key: string;
+  }>;
   const keyspace = new Keyspace(Buffer.from(registry.find((v) => v.name === vaultName)!.key, 'base64'));
   return { store, keyspace };
 }
@@ -196,8 +207,24 @@ describe('history over merge commits', () => {
     const base = vault.headCommit;
     model.commits.set(base, { oid: base, parents: [(await vault.log())[1]!.commit], time, files: new Map([['a', '1']]) });
     const main = model.add([base], time + 10, new Map([['a', '2']]), 'main');
-    const side = model.add([base], time + 5, new Map([['a', '1'], ['side/b', 'only on the side']]), 'side');
-    const merge = model.add([main, side], time + 20, new Map([['a', '2'], ['side/b', 'only on the side']]), 'merge');
+    const side = model.add(
+      [base],
+      time + 5,
+      new Map([
+        ['a', '1'],
+        ['side/b', 'only on the side'],
+      ]),
+      'side',
+    );
+    const merge = model.add(
+      [main, side],
+      time + 20,
+      new Map([
+        ['a', '2'],
+        ['side/b', 'only on the side'],
+      ]),
+      'merge',
+    );
     const objects = model.take();
     await vault.landCommits({ objects, head: merge });
 
@@ -306,7 +333,12 @@ describe('history over merge commits', () => {
 
   it('parses commits strictly: anything malformed is ERR_INTEGRITY', () => {
     const good = Buffer.from(`tree ${'a'.repeat(40)}\nparent ${'b'.repeat(40)}\nauthor n <e> 1 +0000\ncommitter n <e> 2 -0130\n\nmsg\n`);
-    expect(parseCommitContent(good)).toMatchObject({ tree: 'a'.repeat(40), parents: ['b'.repeat(40)], committer: { timestamp: 2, timezone: '-0130' }, message: 'msg\n' });
+    expect(parseCommitContent(good)).toMatchObject({
+      tree: 'a'.repeat(40),
+      parents: ['b'.repeat(40)],
+      committer: { timestamp: 2, timezone: '-0130' },
+      message: 'msg\n',
+    });
     for (const bad of [
       `tree ${'a'.repeat(39)}\nauthor n <e> 1 +0000\ncommitter n <e> 2 +0000\n\nm`,
       `tree ${'a'.repeat(40)}\nparent xyz\nauthor n <e> 1 +0000\ncommitter n <e> 2 +0000\n\nm`,
@@ -321,7 +353,11 @@ describe('history over merge commits', () => {
 });
 
 describe('comparing directories', () => {
-  const entryOf = (oid: number, tree: boolean): TreeEntry => ({ mode: tree ? '040000' : '100644', type: tree ? 'tree' : 'blob', oid: oid.toString(16).padStart(40, '0') });
+  const entryOf = (oid: number, tree: boolean): TreeEntry => ({
+    mode: tree ? '040000' : '100644',
+    type: tree ? 'tree' : 'blob',
+    oid: oid.toString(16).padStart(40, '0'),
+  });
   const byLookup = (left: ReadonlyMap<string, TreeEntry>, right: ReadonlyMap<string, TreeEntry>) => {
     const names = new Set([...left.keys(), ...right.keys()]);
     const out: Array<[string, string | null, string | null]> = [];
@@ -342,7 +378,10 @@ describe('comparing directories', () => {
   };
 
   it('finds exactly the entries that differ, in any two directories, by a merge in git order (property)', () => {
-    const name = fc.oneof(fc.constantFrom('a', 'a.b', 'a-b', 'ab', 'b', 'é', '😀', '\uffee', 'z'), fc.string({ minLength: 1, maxLength: 4 }).filter((n) => !/[/\0]/.test(n) && n !== '.' && n !== '..'));
+    const name = fc.oneof(
+      fc.constantFrom('a', 'a.b', 'a-b', 'ab', 'b', 'é', '😀', '\uffee', 'z'),
+      fc.string({ minLength: 1, maxLength: 4 }).filter((n) => !/[/\0]/.test(n) && n !== '.' && n !== '..'),
+    );
     const side = fc.array(fc.tuple(name, fc.nat({ max: 3 }), fc.boolean()), { maxLength: 12 });
     fc.assert(
       fc.property(side, side, (l, r) => {
@@ -410,10 +449,36 @@ describe('path history over merges', () => {
     const first = model.add([root], time + 1, new Map([['fixed', 'once']]), 'fixed');
     let [main, side] = [first, first];
     for (let i = 0; i < 600; i++) {
-      main = model.add([main], time + 2 * i + 3, new Map([['fixed', 'once'], ['a', `${i}`]]), `a${i}`);
-      if (i < 300) side = model.add([side], time + 2 * i + 2, new Map([['fixed', 'once'], ['b', `${i}`]]), `b${i}`);
+      main = model.add(
+        [main],
+        time + 2 * i + 3,
+        new Map([
+          ['fixed', 'once'],
+          ['a', `${i}`],
+        ]),
+        `a${i}`,
+      );
+      if (i < 300)
+        side = model.add(
+          [side],
+          time + 2 * i + 2,
+          new Map([
+            ['fixed', 'once'],
+            ['b', `${i}`],
+          ]),
+          `b${i}`,
+        );
     }
-    const head = model.add([main, side], time + 5_000, new Map([['fixed', 'once'], ['a', '599'], ['b', '299']]), 'merge');
+    const head = model.add(
+      [main, side],
+      time + 5_000,
+      new Map([
+        ['fixed', 'once'],
+        ['a', '599'],
+        ['b', '299'],
+      ]),
+      'merge',
+    );
     await vault.landCommits({ objects: model.take(), head });
     node.close();
 

@@ -151,7 +151,10 @@ async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
 async function rawStore(nodePath: string, recoveryPhrase: string, vaultName: string) {
   const keys = new NodeKeys(phraseToMasterSecret(recoveryPhrase)!);
   const store = LogStore.open(nodePath, keys.storeBatchKey);
-  const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{ name: string; key: string }>;
+  const registry = JSON.parse(store.get(new Keyspace(keys.nodeKeyspaceSecret), 'vault-registry')!.toString('utf8')).vaults as Array<{
+    name: string;
+    key: string;
+  }>;
   const keyspace = new Keyspace(Buffer.from(registry.find((v) => v.name === vaultName)!.key, 'base64'));
   return { store, keyspace };
 }
@@ -195,7 +198,10 @@ async function versions(vault: Vault, model: Model, head: string) {
   for (const oid of model.log(head)) {
     for (const path of ['a', 'b', 'd/x', 'd/y']) {
       const key = `${oid.slice(0, 8)}:${path}`;
-      got[key] = await vault.readSecret(path, { version: oid.slice(0, 8) }).then((v) => v.toString(), () => null);
+      got[key] = await vault.readSecret(path, { version: oid.slice(0, 8) }).then(
+        (v) => v.toString(),
+        () => null,
+      );
       want[key] = model.commits.get(oid)!.files.get(path) ?? null;
     }
   }
@@ -209,7 +215,15 @@ describe('history index, adversarial', () => {
       fc.record({
         kind: fc.constant('merge' as const),
         // Side branches grown from any earlier commit, then one merge of HEAD and the sides.
-        sides: fc.array(fc.record({ base: fc.nat(), path: fc.constantFrom('a', 'b', 'd/x', 'd/y'), value: fc.constantFrom('1', '2', null), skew: fc.integer({ min: -2, max: 2 }) }), { minLength: 1, maxLength: 2 }),
+        sides: fc.array(
+          fc.record({
+            base: fc.nat(),
+            path: fc.constantFrom('a', 'b', 'd/x', 'd/y'),
+            value: fc.constantFrom('1', '2', null),
+            skew: fc.integer({ min: -2, max: 2 }),
+          }),
+          { minLength: 1, maxLength: 2 },
+        ),
         headFirst: fc.boolean(),
         skew: fc.integer({ min: -1, max: 1 }),
         same: fc.boolean(),

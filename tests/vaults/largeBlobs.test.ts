@@ -36,7 +36,14 @@ function* pieces(data: Buffer, piece: number): Generator<Uint8Array> {
 
 /** Stage and commit `data` (the manifest written as the commit's batch would); its manifest. */
 async function storeValue(store: LogStore, keyspace: Keyspace, data: Buffer, options: { chunkBytes: number; declareSize?: boolean; piece?: number }) {
-  const staged = await stageLargeBlob({ store, keyspace, source: pieces(data, options.piece ?? 7), size: options.declareSize === false ? undefined : data.length, chunkBytes: options.chunkBytes, batchBytes: 3 * (options.chunkBytes + STREAM_TAG_BYTES) });
+  const staged = await stageLargeBlob({
+    store,
+    keyspace,
+    source: pieces(data, options.piece ?? 7),
+    size: options.declareSize === false ? undefined : data.length,
+    chunkBytes: options.chunkBytes,
+    batchBytes: 3 * (options.chunkBytes + STREAM_TAG_BYTES),
+  });
   store.write(staged.commitOps);
   return { staged, manifest: parseLargeBlobManifest(store.get(keyspace, objectRecordName(staged.oid))!)! };
 }
@@ -57,7 +64,8 @@ function putChunk(store: LogStore, keyspace: Keyspace, manifest: LargeBlobManife
   store.write([{ keyspace, name: largeBlobChunkName(manifest.salt, index), sealed }]);
 }
 
-const chunkOf = (store: LogStore, keyspace: Keyspace, manifest: LargeBlobManifest, index: number) => store.getSealed(keyspace, largeBlobChunkName(manifest.salt, index))!;
+const chunkOf = (store: LogStore, keyspace: Keyspace, manifest: LargeBlobManifest, index: number) =>
+  store.getSealed(keyspace, largeBlobChunkName(manifest.salt, index))!;
 
 describe('large blobs', () => {
   it('round-trip any size across chunk boundaries, with the git id of the whole value', async () => {
@@ -65,9 +73,16 @@ describe('large blobs', () => {
     const seen = new Set<string>(); // short random values (0 or 1 byte) do repeat
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 1, max: 48 }).chain((chunk) =>
-          fc.tuple(fc.constant(chunk), fc.oneof(fc.constantFrom(0, 1, chunk - 1, chunk, chunk + 1, 5 * chunk), fc.nat({ max: 10 * chunk })), fc.boolean(), fc.integer({ min: 1, max: 100 })),
-        ),
+        fc
+          .integer({ min: 1, max: 48 })
+          .chain((chunk) =>
+            fc.tuple(
+              fc.constant(chunk),
+              fc.oneof(fc.constantFrom(0, 1, chunk - 1, chunk, chunk + 1, 5 * chunk), fc.nat({ max: 10 * chunk })),
+              fc.boolean(),
+              fc.integer({ min: 1, max: 100 }),
+            ),
+          ),
         async ([chunkBytes, size, declareSize, piece]) => {
           const data = randomBytes(size);
           const records = store.recordCount;
@@ -93,7 +108,14 @@ describe('large blobs', () => {
     const { store, keyspace } = freshStore();
     const data = randomBytes(10 * 64);
     const before = store.stats().recordCount;
-    const staged = await stageLargeBlob({ store, keyspace, source: pieces(data, 1000), size: data.length, chunkBytes: 64, batchBytes: 3 * (64 + STREAM_TAG_BYTES) });
+    const staged = await stageLargeBlob({
+      store,
+      keyspace,
+      source: pieces(data, 1000),
+      size: data.length,
+      chunkBytes: 64,
+      batchBytes: 3 * (64 + STREAM_TAG_BYTES),
+    });
     expect(staged.batchesWritten).toBe(4); // 3 + 3 + 3 + 1 chunks
     expect(store.stats().recordCount - before).toBe(10);
     expect(store.has(keyspace, objectRecordName(staged.oid))).toBe(false);
@@ -135,7 +157,9 @@ describe('large blobs', () => {
     const { store, keyspace } = freshStore();
     const data = randomBytes(1000);
     for (const size of [999, 1001]) {
-      const caught = await stageLargeBlob({ store, keyspace, source: pieces(data, 10), size, chunkBytes: 50, batchBytes: 100 }).catch((error: unknown) => error);
+      const caught = await stageLargeBlob({ store, keyspace, source: pieces(data, 10), size, chunkBytes: 50, batchBytes: 100 }).catch(
+        (error: unknown) => error,
+      );
       expect(isKeynodeError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true);
       expect(store.recordCount).toBe(0);
     }

@@ -10,7 +10,12 @@ import { createTestNode, tempDir } from '../helpers/index.js';
 const hasGit = spawnSync('git', ['--version']).status === 0;
 
 function git(args: string[], options: { cwd?: string; input?: string | Buffer } = {}) {
-  return spawnSync('git', args, { cwd: options.cwd, input: options.input, encoding: 'utf8', env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: options.cwd ?? '/nonexistent' } });
+  return spawnSync('git', args, {
+    cwd: options.cwd,
+    input: options.input,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: options.cwd ?? '/nonexistent' },
+  });
 }
 
 /**
@@ -37,9 +42,49 @@ function gitFsckAcceptsNames(names: string[]): { ok: boolean; output: string } {
 const nastySegment = fc
   .array(
     fc.constantFrom(
-      '.', '..', ' ', ':', '~', '\\', '1', '2', '4', '5', '9', '0', 'git', 'GIT', 'Git', 'g', 'i', 't', 'gitmodules', 'GITMODULES', 'gitattributes',
-      'gi7eba', 'gi7d29', 'GI7EBA', 'gitmod', 'gitatt', '$INDEX_ALLOCATION', '$DATA', '\u200c', '\u200d', '\u200e', '\u202a', '\u202e', '\u206a',
-      '\u206f', '\ufeff', '\u00a0', '\u212a', '\u0130', 'é', 'a', 'x'.repeat(120), '\ud800',
+      '.',
+      '..',
+      ' ',
+      ':',
+      '~',
+      '\\',
+      '1',
+      '2',
+      '4',
+      '5',
+      '9',
+      '0',
+      'git',
+      'GIT',
+      'Git',
+      'g',
+      'i',
+      't',
+      'gitmodules',
+      'GITMODULES',
+      'gitattributes',
+      'gi7eba',
+      'gi7d29',
+      'GI7EBA',
+      'gitmod',
+      'gitatt',
+      '$INDEX_ALLOCATION',
+      '$DATA',
+      '\u200c',
+      '\u200d',
+      '\u200e',
+      '\u202a',
+      '\u202e',
+      '\u206a',
+      '\u206f',
+      '\ufeff',
+      '\u00a0',
+      '\u212a',
+      '\u0130',
+      'é',
+      'a',
+      'x'.repeat(120),
+      '\ud800',
     ),
     { minLength: 1, maxLength: 8 },
   )
@@ -109,12 +154,23 @@ describe('secret paths', () => {
     expect(code(() => normalizeSecretPath(path))).toBe('ERR_INVALID_PATH');
   });
 
-  it.each(['.gitx', '.git~', 'git~2', 'git~1x', '.gitmodule', 'gitmod~5', 'gi7eba~0', '.gitignore', '.mailmap', 'a:b', '.g\u00a0it', 'x'.repeat(255), 'é'.repeat(127)])(
-    'accepts %j (no file system maps it to a git name)',
-    (path) => {
-      expect(normalizeSecretPath(path)).toBe(path);
-    },
-  );
+  it.each([
+    '.gitx',
+    '.git~',
+    'git~2',
+    'git~1x',
+    '.gitmodule',
+    'gitmod~5',
+    'gi7eba~0',
+    '.gitignore',
+    '.mailmap',
+    'a:b',
+    '.g\u00a0it',
+    'x'.repeat(255),
+    'é'.repeat(127),
+  ])('accepts %j (no file system maps it to a git name)', (path) => {
+    expect(normalizeSecretPath(path)).toBe(path);
+  });
 
   it.skipIf(!hasGit)('accepts only names git fsck --strict accepts (property, git as the oracle)', () => {
     const names = new Set<string>();

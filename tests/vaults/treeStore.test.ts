@@ -149,7 +149,10 @@ describe('trees stored as deltas', () => {
   });
 
   it('plain whole-tree records (every node before deltas) still open, and a damaged one is ERR_INTEGRITY', () => {
-    const model = new Map([['a', blob(1)], ['b', blob(2)]]);
+    const model = new Map([
+      ['a', blob(1)],
+      ['b', blob(2)],
+    ]);
     const plain = encodeTree(model);
     const stored = new Map([[objectRecordName(plain.oid), plain.wrapped]]);
     expect(new Map(loadStoredTree({ oid: plain.oid, readRecord: (id) => stored.get(objectRecordName(id)) }).tree)).toEqual(model);

@@ -8,7 +8,9 @@ const blob = (n: number): TreeEntry => ({ mode: '100644', type: 'blob', oid: oid
 const dir = (n: number): TreeEntry => ({ mode: '040000', type: 'tree', oid: oidOf(n) });
 
 /** Names around git's ordering traps: '/' sorts after '-' and '.', so "a" (tree) follows "a-b". */
-const name = fc.oneof(fc.constantFrom('a', 'a-b', 'a.b', 'a0', 'ab', 'b', 'é', 'zz', 'a b', '\u00ff'), fc.stringMatching(/^[a-z0-9._-]{1,6}$/)).filter((s) => s !== '.' && s !== '..');
+const name = fc
+  .oneof(fc.constantFrom('a', 'a-b', 'a.b', 'a0', 'ab', 'b', 'é', 'zz', 'a b', '\u00ff'), fc.stringMatching(/^[a-z0-9._-]{1,6}$/))
+  .filter((s) => s !== '.' && s !== '..');
 const entry = fc.tuple(fc.boolean(), fc.nat(1000)).map(([tree, n]) => (tree ? dir(n) : blob(n)));
 
 function treeOf(entries: Map<string, TreeEntry>): CompactTree {
@@ -82,7 +84,12 @@ describe('CompactTree', () => {
   it('a change in a large tree copies one chunk, not the tree', () => {
     const big = treeOf(new Map(Array.from({ length: 50_000 }, (_, i): [string, TreeEntry] => [`secret-${String(i).padStart(6, '0')}`, blob(i)])));
     const before = treeCounters.entriesWritten;
-    const next = big.with(new Map([['secret-025000', blob(999_999)], ['new-name', blob(1)]])).tree;
+    const next = big.with(
+      new Map([
+        ['secret-025000', blob(999_999)],
+        ['new-name', blob(1)],
+      ]),
+    ).tree;
     expect(treeCounters.entriesWritten - before).toBeLessThanOrEqual(2 * 2 * 256);
     expect(next.size).toBe(50_001);
     expect(next.get('secret-025000')).toEqual(blob(999_999));

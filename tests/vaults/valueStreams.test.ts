@@ -249,8 +249,14 @@ describe('Vault streaming values', () => {
     // A manifest claiming 1 GiB whose chunks do not exist: reading any would fail ERR_INTEGRITY.
     const manifest = encodeLargeBlobManifest({ oid, size: 1024 * MIB, chunkBytes: MIB, salt: randomBytes(32) });
     const refused = readLargeValueWhole({ store, keyspace, oid, manifest, what: 'v:huge' });
-    await expect(refused).rejects.toMatchObject({ code: 'ERR_NOT_SUPPORTED', message: 'v:huge is 1024 MiB: values over 64 MiB are read as a stream (readSecretStream, or secrets get to a file)' });
-    await expect(collect(readLargeBlob({ store, keyspace, oid, manifest }))).rejects.toMatchObject({ code: 'ERR_INTEGRITY', message: expect.stringMatching(/chunk 0 of 1024 is missing/) });
+    await expect(refused).rejects.toMatchObject({
+      code: 'ERR_NOT_SUPPORTED',
+      message: 'v:huge is 1024 MiB: values over 64 MiB are read as a stream (readSecretStream, or secrets get to a file)',
+    });
+    await expect(collect(readLargeBlob({ store, keyspace, oid, manifest }))).rejects.toMatchObject({
+      code: 'ERR_INTEGRITY',
+      message: expect.stringMatching(/chunk 0 of 1024 is missing/),
+    });
     node.close();
   });
 });

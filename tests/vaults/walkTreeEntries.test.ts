@@ -63,7 +63,10 @@ describe('walkTreeEntries', () => {
     entries.set('s000005', { mode: TREE_MODE, type: 'tree', oid: sub.oid() }); // git puts it after "s000005-..." names
     entries.set('s000005-a', { mode: BLOB_MODE, type: 'blob', oid: BLOB });
     const root = CompactTree.fromEntries(entries);
-    const store = new Map([[root.oid(), root], [sub.oid(), sub]]);
+    const store = new Map([
+      [root.oid(), root],
+      [sub.oid(), sub],
+    ]);
     const cache = new TreeCache(async (oid) => ({ tree: store.get(oid)! }));
     const first: string[] = [];
     for await (const { path } of walkTreeEntries(cache, root.oid(), '')) {

@@ -46,9 +46,16 @@ export function register(program: Command): void {
       const global = globalOptions(command);
       const report = options.acceptOlderState ? await checkAcceptingOlderState(global) : await withClient(global, (client) => client.call('node.check', {}));
       const accepted = report.store.acceptedOlderState;
-      if (accepted) note(global, `warning: accepted an older store state: it ends at change ${accepted.logSequence}; changes up to ${accepted.markSequence} had been written`);
+      if (accepted)
+        note(
+          global,
+          `warning: accepted an older store state: it ends at change ${accepted.logSequence}; changes up to ${accepted.markSequence} had been written`,
+        );
       if (report.store.tornTailBytes) {
-        note(global, `note: ${report.store.tornTailBytes} bytes of an interrupted (never acknowledged) write follow the last whole change; the next write sets them aside`);
+        note(
+          global,
+          `note: ${report.store.tornTailBytes} bytes of an interrupted (never acknowledged) write follow the last whole change; the next write sets them aside`,
+        );
       }
       const damaged = report.problems.filter((problem) => problem.damage).length;
       emit(global, report, () => {

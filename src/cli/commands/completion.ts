@@ -78,7 +78,9 @@ function fish(nodes: Node[]): string {
   const lines = ['# keynode fish completion: keynode completion fish | source', 'complete -c keynode -f'];
   for (const n of nodes) {
     const condition =
-      n.path.length === 0 ? '__fish_use_subcommand' : `__fish_seen_subcommand_from ${n.path[n.path.length - 1]!}${n.path.length > 1 ? `; and __fish_seen_subcommand_from ${n.path[0]!}` : ''}`;
+      n.path.length === 0
+        ? '__fish_use_subcommand'
+        : `__fish_seen_subcommand_from ${n.path[n.path.length - 1]!}${n.path.length > 1 ? `; and __fish_seen_subcommand_from ${n.path[0]!}` : ''}`;
     for (const sub of n.commands) lines.push(`complete -c keynode -n '${condition}' -a ${sub}`);
     for (const option of n.options) {
       if (option.startsWith('--')) lines.push(`complete -c keynode -n '${condition}' -l ${option.slice(2)}`);

@@ -37,7 +37,11 @@ function refuseConflicts(paths: string[]): void {
     for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) {
       const directory = path.slice(0, slash);
       if (seen.has(directory)) {
-        throw new KeynodeError('ERR_INVALID_ARGUMENT', `the input uses "${directory}" both as a secret and as a directory (of "${path}"); nothing was imported`, { path });
+        throw new KeynodeError(
+          'ERR_INVALID_ARGUMENT',
+          `the input uses "${directory}" both as a secret and as a directory (of "${path}"); nothing was imported`,
+          { path },
+        );
       }
     }
   }
@@ -78,7 +82,11 @@ export function register(program: Command): void {
           },
         );
         const write = secrets.length
-          ? await client.call('vaults.import', { name: options.vault, entries: secrets, message: options.message ?? `import ${secrets.length} secrets from ${format}` })
+          ? await client.call('vaults.import', {
+              name: options.vault,
+              entries: secrets,
+              message: options.message ?? `import ${secrets.length} secrets from ${format}`,
+            })
           : null;
         return { created, commit: write?.commit ?? null };
       });

@@ -3,8 +3,8 @@ import { addKdfOptions, globalOptions, kdfOptionsOf, nodePathOf, readPassword } 
 import { emit, note } from '../output.js';
 
 export function register(program: Command): void {
-  addKdfOptions(program.command('init').description('create a node: identity key pair and encrypted store'))
-    .action(async (options: { kdfMemory?: string; kdfIterations?: string }, command: Command) => {
+  addKdfOptions(program.command('init').description('create a node: identity key pair and encrypted store')).action(
+    async (options: { kdfMemory?: string; kdfIterations?: string }, command: Command) => {
       const global = globalOptions(command);
       const nodePath = nodePathOf(global, { warnIfExposed: false }); // create() makes it 0700
       const kdf = kdfOptionsOf(options);
@@ -34,5 +34,6 @@ export function register(program: Command): void {
           'Anyone with this phrase can rebuild this node and read its secrets.',
         ].join('\n'),
       );
-    });
+    },
+  );
 }

@@ -9,7 +9,8 @@ async function withAgent<T>(global: GlobalOptions, work: (connection: AgentConne
   const { connectAgent } = await import('../../../client/KeynodeClient.js');
   const nodePath = nodePathOf(global);
   const connection = await connectAgent(nodePath);
-  if (!connection) throw new KeynodeError('ERR_AGENT_NOT_RUNNING', `no agent is running for ${nodePath} (start one: keynode agent start --background)`, { nodePath });
+  if (!connection)
+    throw new KeynodeError('ERR_AGENT_NOT_RUNNING', `no agent is running for ${nodePath} (start one: keynode agent start --background)`, { nodePath });
   try {
     return await work(connection, nodePath);
   } finally {
@@ -93,6 +94,10 @@ export function register(agent: Command): void {
         writeSession(nodePath, result);
         return result;
       });
-      emit(global, { unlocked: true, expiresAt: new Date(session.expiresAt).toISOString() }, `keynode agent unlocked; session valid until ${new Date(session.expiresAt).toISOString()} (refreshed while in use)`);
+      emit(
+        global,
+        { unlocked: true, expiresAt: new Date(session.expiresAt).toISOString() },
+        `keynode agent unlocked; session valid until ${new Date(session.expiresAt).toISOString()} (refreshed while in use)`,
+      );
     });
 }

@@ -107,12 +107,20 @@ async function runAgent(
 }
 
 /** Start a detached agent, hand it the password on a pipe, return once it is serving. */
-async function startInBackground(global: GlobalOptions, options: StartOptions, password: Buffer): Promise<{ pid: number; nodeId: string | null; socket: string; log: string }> {
+async function startInBackground(
+  global: GlobalOptions,
+  options: StartOptions,
+  password: Buffer,
+): Promise<{ pid: number; nodeId: string | null; socket: string; log: string }> {
   const { agentLogFile } = await import('../../../ipc/paths.js');
   const logPath = agentLogFile(nodePathOf(global));
   const logFd = fs.openSync(logPath, 'a', 0o600);
   // Through sh for `ulimit -c 0`: the agent holds keys for hours and must never dump core.
-  const child = spawn('/bin/sh', agentCommand({ ...global, json: false }, options, '--child'), { detached: true, stdio: ['pipe', 'pipe', logFd], env: childEnv() });
+  const child = spawn('/bin/sh', agentCommand({ ...global, json: false }, options, '--child'), {
+    detached: true,
+    stdio: ['pipe', 'pipe', logFd],
+    env: childEnv(),
+  });
   fs.closeSync(logFd);
   handOver(child.stdin!, password);
   const line = await new Promise<string>((resolve) => {

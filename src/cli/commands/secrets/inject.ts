@@ -26,7 +26,9 @@ export function register(secrets: Command): void {
       if (refs.length > 0) {
         // Every reference resolves before anything is written: an unknown one fails the whole run.
         const unique = [...new Map(refs.map((r) => [`${r.vault}:${r.path}`, r])).values()];
-        const { items } = await withClient(global, (client) => client.call('secrets.collect', { items: unique.map((r) => ({ vault: r.vault, path: r.path })) }));
+        const { items } = await withClient(global, (client) =>
+          client.call('secrets.collect', { items: unique.map((r) => ({ vault: r.vault, path: r.path })) }),
+        );
         items.forEach((item, i) => {
           const ref = unique[i]!;
           if (item.entries.length !== 1 || item.entries[0]!.path !== '') {

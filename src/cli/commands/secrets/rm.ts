@@ -12,7 +12,9 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { recursive?: boolean; message?: string }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref);
-      const result = await withClient(global, (client) => client.call('secrets.rm', { vault: vaultName, path, recursive: options.recursive, message: options.message }));
+      const result = await withClient(global, (client) =>
+        client.call('secrets.rm', { vault: vaultName, path, recursive: options.recursive, message: options.message }),
+      );
       emit(global, { vault: vaultName, path, ...result }, `Removed ${vaultName}:${path} (commit ${result.commit.slice(0, 12)})`);
     });
 }

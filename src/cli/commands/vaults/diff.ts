@@ -18,7 +18,9 @@ export function register(vaults: Command): void {
     .option('--show-values', 'include the secret values before and after')
     .action(async (name: string, from: string, to: string | undefined, options: { showValues?: boolean }, command: Command) => {
       const global = globalOptions(command);
-      const { changes } = await withClient(global, (client) => client.call('vaults.diff', { name, from, to: to ?? 'HEAD', values: options.showValues ?? false }));
+      const { changes } = await withClient(global, (client) =>
+        client.call('vaults.diff', { name, from, to: to ?? 'HEAD', values: options.showValues ?? false }),
+      );
       emit(global, { vault: name, from, to: to ?? 'HEAD', changes }, () =>
         changes
           .map((c) => {

@@ -31,7 +31,11 @@ async function exportValues(global: GlobalOptions, name: string, options: { form
     return;
   }
   writeFileAtomic(file, Buffer.from(text, 'utf8'), 0o600);
-  emit(global, { vault: name, file, secrets: entries.length, format: options.format }, `Wrote ${entries.length} secrets of ${name} to ${file} (${options.format}, plaintext, mode 0600)`);
+  emit(
+    global,
+    { vault: name, file, secrets: entries.length, format: options.format },
+    `Wrote ${entries.length} secrets of ${name} to ${file} (${options.format}, plaintext, mode 0600)`,
+  );
 }
 
 export function register(vaults: Command): void {

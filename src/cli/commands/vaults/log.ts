@@ -12,7 +12,13 @@ export function register(vaults: Command): void {
       const global = globalOptions(command);
       const limit = options.limit === undefined ? undefined : parseInteger(options.limit, '--limit');
       await withClient(global, (client) =>
-        emitList(global, { vault: name }, 'commits', client.stream('vaults.log', { name, path: options.path, limit }), (c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`),
+        emitList(
+          global,
+          { vault: name },
+          'commits',
+          client.stream('vaults.log', { name, path: options.path, limit }),
+          (c) => `${c.commit.slice(0, 12)}  ${c.time}  ${c.message}`,
+        ),
       );
     });
 }

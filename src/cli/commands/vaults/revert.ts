@@ -10,6 +10,10 @@ export function register(vaults: Command): void {
     .action(async (name: string, commit: string, options: { message?: string }, command: Command) => {
       const global = globalOptions(command);
       const result = await withClient(global, (client) => client.call('vaults.revert', { name, commit, message: options.message }));
-      emit(global, { vault: name, ...result }, result.changed ? `Reverted ${name} to ${commit}: commit ${result.commit.slice(0, 12)}` : `${name} already matches ${commit}; nothing to do`);
+      emit(
+        global,
+        { vault: name, ...result },
+        result.changed ? `Reverted ${name} to ${commit}: commit ${result.commit.slice(0, 12)}` : `${name} already matches ${commit}; nothing to do`,
+      );
     });
 }
