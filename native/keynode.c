@@ -142,6 +142,43 @@ static void fallback(void) {
   _exit(EXIT_ERR_INTERNAL);
 }
 
+static int write_all(int fd, const unsigned char *p, size_t n);
+static void report_c(const char *code, const char *message);
+
+/*
+ * Hand a `set` to Node when its value turns out large, after part of stdin was read: Node's
+ * stdin becomes a pipe fed by a child process with the bytes already read (g_value), then the
+ * rest of our stdin. Nothing was sent that changes anything; Node streams the value.
+ */
+static void fallback_with_read(void) {
+  int fds[2];
+  if (pipe(fds) != 0) { report_c("ERR_INTERNAL", "internal error: cannot hand a large value to the Node CLI"); }
+  pid_t child = fork();
+  if (child < 0) { report_c("ERR_INTERNAL", "internal error: cannot hand a large value to the Node CLI"); }
+  if (child == 0) {
+    close(fds[0]);
+    if (g_sock >= 0) close(g_sock);
+    signal(SIGPIPE, SIG_DFL);
+    if (write_all(fds[1], g_value.data, g_value.len) != 0) _exit(1);
+    wipe(g_value.data, g_value.len);
+    static unsigned char copy[65536];
+    for (;;) {
+      ssize_t got = read(0, copy, sizeof copy);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      if (write_all(fds[1], copy, (size_t)got) != 0) _exit(1);
+    }
+    wipe(copy, sizeof copy);
+    _exit(0);
+  }
+  close(fds[1]);
+  if (dup2(fds[0], 0) < 0) _exit(EXIT_ERR_INTERNAL);
+  close(fds[0]);
+  wipe(g_value.data, g_value.len);
+  g_value.len = 0;
+  fallback();
+}
+
 static int write_all(int fd, const unsigned char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
@@ -1138,7 +1175,8 @@ int main(int argc, char **argv) {
     if (sent != 0) fallback(); /* nothing reached the agent: Node tries again */
     await_reply(1, &reply);
     /* As the fast path: a session the agent refuses, or no agent after all, is the full CLI's. */
-    if (reply.kind != R_RESULT && (strcmp(reply.code, "ERR_UNAUTHENTICATED") == 0 || strcmp(reply.code, "ERR_AGENT_LOCKED") == 0 || strcmp(reply.code, "ERR_AGENT_NOT_RUNNING") == 0)) {
+    /* ERR_NOT_SUPPORTED: a value too large to answer whole, which Node streams (secrets.getStream). */
+    if (reply.kind != R_RESULT && (strcmp(reply.code, "ERR_UNAUTHENTICATED") == 0 || strcmp(reply.code, "ERR_AGENT_LOCKED") == 0 || strcmp(reply.code, "ERR_AGENT_NOT_RUNNING") == 0 || strcmp(reply.code, "ERR_NOT_SUPPORTED") == 0)) {
       text_free(&reply.message);
       fallback();
     }
@@ -1190,7 +1228,10 @@ int main(int argc, char **argv) {
   await_reply(1, &reply);
   if (reply.kind != R_RESULT) { text_free(&reply.message); wipe(&session, sizeof session); fallback(); }
 
-  /* readValueFromStdin (src/cli/stdin.ts): refused past SECRET_VALUE_MAX_BYTES. */
+  /* A value past LARGE_BLOB_THRESHOLD_BYTES is streamed by Node (src/cli/values.ts): a regular
+     file is handed over unread; from a pipe, what was read goes to Node first (fallback_with_read). */
+  struct stat in_stat;
+  if (fstat(0, &in_stat) == 0 && S_ISREG(in_stat.st_mode) && in_stat.st_size > (off_t)LARGE_BLOB_THRESHOLD_BYTES) { wipe(&session, sizeof session); fallback(); }
   for (;;) {
     if (buf_reserve(&g_value, 65536) != 0) oom();
     ssize_t got = read(0, g_value.data + g_value.len, g_value.cap - g_value.len);
@@ -1198,7 +1239,7 @@ int main(int argc, char **argv) {
     if (got < 0) { wipe(&session, sizeof session); report_c("ERR_INTERNAL", "internal error: reading stdin failed"); }
     if (got == 0) break;
     g_value.len += (size_t)got;
-    if (g_value.len > SECRET_VALUE_MAX_BYTES) { wipe(&session, sizeof session); report_c("ERR_INVALID_ARGUMENT", VALUE_TOO_LARGE_STDIN); }
+    if (g_value.len > LARGE_BLOB_THRESHOLD_BYTES) { wipe(&session, sizeof session); fallback_with_read(); }
   }
   buf_str(&params, "{\"vault\":");
   json_string_utf8(&params, vault);

@@ -48,7 +48,11 @@ const probeRuntime = fs.mkdtempSync(path.join(os.tmpdir(), 'keynode-native-build
 const savedRuntime = process.env.XDG_RUNTIME_DIR;
 process.env.XDG_RUNTIME_DIR = probeRuntime;
 const socketFile = 'agent.sock';
-const maxSocketPathBytes = largest((n) => ipcPaths.socketPath('/' + 'a'.repeat(n - socketFile.length - 2)).endsWith(`/${'a'.repeat(n - socketFile.length - 2)}/${socketFile}`), socketFile.length + 3, 4096);
+const maxSocketPathBytes = largest(
+  (n) => ipcPaths.socketPath('/' + 'a'.repeat(n - socketFile.length - 2)).endsWith(`/${'a'.repeat(n - socketFile.length - 2)}/${socketFile}`),
+  socketFile.length + 3,
+  4096,
+);
 if (savedRuntime === undefined) delete process.env.XDG_RUNTIME_DIR;
 else process.env.XDG_RUNTIME_DIR = savedRuntime;
 fs.rmSync(probeRuntime, { recursive: true, force: true });
@@ -77,6 +81,8 @@ ${rows.join('\n')}
 #define SECRET_SEGMENT_MAX_BYTES ${constants.SECRET_SEGMENT_MAX_BYTES}
 #define VAULT_NAME_MAX_BYTES ${constants.VAULT_NAME_MAX_BYTES}
 #define SECRET_VALUE_MAX_BYTES ((size_t)${constants.SECRET_VALUE_MAX_BYTES}u)
+/* Values past this are streamed by the Node CLI (src/cli/values.ts): the native client hands them over. */
+#define LARGE_BLOB_THRESHOLD_BYTES ((size_t)${constants.LARGE_BLOB_THRESHOLD_BYTES}u)
 #define VALUE_TOO_LARGE_STDIN ${cString(`the value from stdin is too large: values are limited to ${constants.SECRET_VALUE_MAX_BYTES / 1024 / 1024} MiB`)}
 #endif
 `;
@@ -84,7 +90,19 @@ fs.mkdirSync(outDir, { recursive: true });
 fs.writeFileSync(path.join(outDir, 'generated.h'), header);
 const output = path.join(outDir, 'keynode');
 const temp = `${output}.${process.pid}.tmp`;
-const flags = ['-std=c11', '-O2', '-Wall', '-Wextra', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong', '-I', outDir, '-o', temp, path.join(root, 'native', 'keynode.c')];
+const flags = [
+  '-std=c11',
+  '-O2',
+  '-Wall',
+  '-Wextra',
+  '-D_FORTIFY_SOURCE=2',
+  '-fstack-protector-strong',
+  '-I',
+  outDir,
+  '-o',
+  temp,
+  path.join(root, 'native', 'keynode.c'),
+];
 const result = spawnSync(compiler, flags, { encoding: 'utf8' });
 if (result.status !== 0) {
   fs.rmSync(temp, { force: true });

@@ -112,6 +112,12 @@ export const STREAM_FRAME_MAX_BYTES = 64 * 1_024;
 export const STREAM_MAX_QUEUED_BYTES = 256 * 1_024;
 /** Stream frames a client holds before it stops reading its socket (the agent then waits). */
 export const CLIENT_STREAM_MAX_QUEUED_FRAMES = 8;
+/** A streamed request body (secrets.setStream) travels in chunks of this many bytes, as base64 in a frame. */
+export const UPLOAD_CHUNK_BYTES = 1_024 * 1_024;
+/** The agent refuses a body chunk larger than this (decoded): a frame of a body stays small. */
+export const UPLOAD_CHUNK_MAX_BYTES = 4 * 1_024 * 1_024;
+/** An upload whose client sends nothing for this long is abandoned (nothing is committed). */
+export const UPLOAD_STALL_MS = 30_000;
 /** A started frame must be complete within this (slow or stuck clients are dropped). */
 export const AGENT_FRAME_TIMEOUT_MS = 15_000;
 /** Replies not taken by the client for this long drop the connection. */

@@ -1,17 +1,20 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { METHODS, isMethodName, isOwnerMethod, type AgentMethod, type AgentStatus, type ParamsOf, type ResultOf, type Session } from '../api/contract.js';
-import { dispatch, dispatchStream } from '../api/handlers.js';
+import { decodeBodyPiece, dispatch, dispatchStream, dispatchUpload } from '../api/handlers.js';
 import { validateRequest } from '../api/schema.js';
-import { isStreamMethod } from '../api/streams.js';
+import { isStreamMethod, isUploadMethod, type UploadMethod } from '../api/streams.js';
+import { UPLOAD_CHUNK_MAX_BYTES } from '../constants.js';
 import { KeynodeError, isKeynodeError } from '../errors.js';
+import { BINARY_FRAME_HEADER_BYTES, BINARY_FRAME_MARK, BINARY_KIND_CHUNK } from '../ipc/framing.js';
 import { socketPath } from '../ipc/paths.js';
-import { errorReply, resultReply, PROTOCOL_VERSION, type Reply } from '../ipc/protocol.js';
-import type { Password } from '../node/KeynodeNode.js';
+import { errorReply, resultReply, PROTOCOL_VERSION, type Reply, type RequestId } from '../ipc/protocol.js';
+import type { KeynodeNode, Password } from '../node/KeynodeNode.js';
 import { NodeLifecycle } from '../node/lifecycle.js';
 import { Connection, REFUSED_LINGER_MS, DEFAULT_AGENT_LIMITS, type AgentLimits, type ConnectionHost, type StreamedReply } from './Connection.js';
 import { IdleTimer, NodeWork } from './services.js';
 import { SessionStore } from './sessions.js';
+import { RequestBody } from './uploads.js';
 
 export type { AgentStatus } from '../api/contract.js';
 
@@ -284,7 +287,8 @@ export class Agent implements ConnectionHost {
   }
 
   /** Parse one frame (then zero it: it may hold a password or a value) and answer it. */
-  async serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply> {
+  async serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply | null> {
+    if (frame[0] === BINARY_FRAME_MARK) return this.binaryBodyFrame(connection, frame);
     let request: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(frame.toString('utf8'));
@@ -297,6 +301,7 @@ export class Agent implements ConnectionHost {
       frame.fill(0);
     }
     const id = typeof request.id === 'string' || typeof request.id === 'number' ? request.id : null;
+    if (request.method === undefined && (request.chunk !== undefined || request.end !== undefined)) return this.bodyFrame(connection, id, request);
     const started = performance.now();
     const work = this.handleRequest(connection, request);
     this.inflight.add(work);
@@ -318,7 +323,8 @@ export class Agent implements ConnectionHost {
 
   private async handleRequest(connection: Connection, request: Record<string, unknown>): Promise<unknown> {
     const { v, id, method, token, params } = request;
-    if (v !== PROTOCOL_VERSION) throw new KeynodeError('ERR_INVALID_REQUEST', `invalid request: unsupported protocol version (this agent speaks v${PROTOCOL_VERSION})`);
+    if (v !== PROTOCOL_VERSION)
+      throw new KeynodeError('ERR_INVALID_REQUEST', `invalid request: unsupported protocol version (this agent speaks v${PROTOCOL_VERSION})`);
     if (!(typeof id === 'string' && id.length <= 64) && !(typeof id === 'number' && Number.isSafeInteger(id))) {
       throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: id must be a string or an integer');
     }
@@ -339,9 +345,75 @@ export class Agent implements ConnectionHost {
       if (!this.sessions.isValid(token)) throw this.unauthenticated();
       connection.authenticated = true;
       if (isStreamMethod(method)) return new StreamStart(dispatchStream(node, method, params));
+      if (isUploadMethod(method)) return this.upload(connection, id, node, method, params);
       return this.nodeWork.track(dispatch(node, method, params));
     }
     return this.runAgentMethod(method, params, connection, token);
+  }
+
+  /**
+   * A request with a streamed body: its chunk frames, which follow, feed the handler. Whatever
+   * ends it (an error, the reply), the id is forgotten: later chunks of it are refused.
+   */
+  private async upload(connection: Connection, id: RequestId, node: KeynodeNode, method: UploadMethod, params: unknown): Promise<unknown> {
+    if (connection.bodies.has(id)) throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: an upload with this id is already running');
+    const body = new RequestBody();
+    connection.bodies.set(id, body);
+    // Locking aborts it as it aborts streams: a slow uploader must not keep the node open.
+    const controller = new AbortController();
+    controller.signal.addEventListener('abort', () =>
+      body.fail(isKeynodeError(controller.signal.reason) ? controller.signal.reason : new KeynodeError('ERR_AGENT_LOCKED', 'the agent was locked')),
+    );
+    const finished = this.nodeWork.trackStream(controller);
+    try {
+      return await dispatchUpload(node, method, params, body);
+    } finally {
+      finished();
+      // Ended early (an error before the body's `end`): the id stays known, failed, so the chunks
+      // still in flight are dropped quietly until that `end`.
+      if (connection.bodies.get(id) === body) body.fail(new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: the upload is over'));
+    }
+  }
+
+  /** A binary chunk of a streamed request body (framing.ts): its payload, without base64 or JSON. */
+  private async binaryBodyFrame(connection: Connection, frame: Buffer): Promise<Reply | null> {
+    if (frame.length < BINARY_FRAME_HEADER_BYTES || frame[1] !== BINARY_KIND_CHUNK) {
+      return errorReply(null, new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: a binary frame of an unknown kind'));
+    }
+    const id = frame.readUInt32BE(2);
+    const body = connection.bodies.get(id);
+    if (!body) return errorReply(id, new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: no upload runs under this id'));
+    if (body.failed) return null;
+    const payload = frame.subarray(BINARY_FRAME_HEADER_BYTES);
+    if (payload.length > UPLOAD_CHUNK_MAX_BYTES) {
+      body.fail(new KeynodeError('ERR_INVALID_REQUEST', `invalid request: a body chunk is limited to ${UPLOAD_CHUNK_MAX_BYTES / 1024 / 1024} MiB`));
+      return null;
+    }
+    await body.push(payload);
+    return null;
+  }
+
+  /** A frame of a streamed request body: handed to its upload; settles once taken (flow control). */
+  private async bodyFrame(connection: Connection, id: RequestId | null, frame: Record<string, unknown>): Promise<Reply | null> {
+    const body = id === null ? undefined : connection.bodies.get(id);
+    if (!body) return errorReply(id, new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: no upload runs under this id'));
+    if (frame.end === true) {
+      connection.bodies.delete(id!);
+      body.end();
+      return null;
+    }
+    if (body.failed) return null; // the upload already replied with its error: drop what still comes
+    const pieces = frame.chunk;
+    if (!Array.isArray(pieces) || pieces.length > 1) {
+      body.fail(new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: a body frame holds one chunk'));
+      return null;
+    }
+    try {
+      await body.push(decodeBodyPiece(pieces[0] ?? ''));
+    } catch (error) {
+      body.fail(isKeynodeError(error) ? error : new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: a bad body chunk'));
+    }
+    return null;
   }
 
   /** A stream for the connection to send; locking the node aborts it (ERR_AGENT_LOCKED) and waits for it. */
@@ -369,7 +441,9 @@ export class Agent implements ConnectionHost {
   }
 
   private unauthenticated(): KeynodeError {
-    return this.locked ? new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked') : new KeynodeError('ERR_UNAUTHENTICATED', 'no valid session (expired or revoked)');
+    return this.locked
+      ? new KeynodeError('ERR_AGENT_LOCKED', 'the agent is locked')
+      : new KeynodeError('ERR_UNAUTHENTICATED', 'no valid session (expired or revoked)');
   }
 
   /** Stop accepting, let in-flight requests finish, close the node, release lock and socket. Leaves no timer behind. */
@@ -394,10 +468,12 @@ export class Agent implements ConnectionHost {
   private async closeConnections(graceMs: number): Promise<void> {
     const open = [...this.connections].map((connection) => {
       const socket = connection.socket;
-      return socket.destroyed ? Promise.resolve() : new Promise<void>((resolve) => {
-        socket.once('close', () => resolve());
-        socket.end();
-      });
+      return socket.destroyed
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            socket.once('close', () => resolve());
+            socket.end();
+          });
     });
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(open), new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);

@@ -13,8 +13,9 @@ import {
   STREAM_MAX_QUEUED_BYTES,
 } from '../constants.js';
 import { KeynodeError, isKeynodeError, type ErrorCode } from '../errors.js';
-import { FrameReader } from '../ipc/framing.js';
+import { FrameReader, binaryChunkHeader, isBinaryId } from '../ipc/framing.js';
 import { encodeChunk, encodeEnd, errorReply, type Reply, type RequestId } from '../ipc/protocol.js';
+import type { RequestBody } from './uploads.js';
 
 /** Limits on what clients may make the agent hold (defaults in constants.ts; tests lower them). */
 export interface AgentLimits {
@@ -78,8 +79,8 @@ export const streamCounters = {
 /** What a connection needs from the agent that serves it. */
 export interface ConnectionHost {
   readonly limits: AgentLimits;
-  /** Answer one frame (the host zeroes it once parsed); never rejects. */
-  serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply>;
+  /** Answer one frame (the host zeroes it once parsed); never rejects. Null: a body frame, taken, nothing to say. */
+  serve(connection: Connection, frame: Buffer): Promise<Reply | StreamedReply | null>;
   /** Are all connections together holding more than the agent's budget? */
   underPressure(): boolean;
   /** Bytes were freed or a reply was taken: paused connections may go on. */
@@ -126,6 +127,8 @@ export class Connection {
   private done = false;
   /** Streams running on this connection, by request id (for agent.cancel). */
   private readonly streams = new Map<RequestId, AbortController>();
+  /** Streamed request bodies arriving on this connection, by request id (the agent feeds them). */
+  readonly bodies = new Map<RequestId, RequestBody>();
 
   constructor(
     readonly socket: net.Socket,
@@ -137,6 +140,8 @@ export class Connection {
     socket.on('close', () => {
       this.done = true;
       this.reader.clear();
+      for (const body of this.bodies.values()) body.fail(new KeynodeError('ERR_AGENT_NOT_RUNNING', 'the client closed the connection during an upload'));
+      this.bodies.clear();
       host.closed(this);
     });
   }
@@ -208,7 +213,9 @@ export class Connection {
     this.inflight++;
     this.inflightBytes += bytes;
     void this.host.serve(this, frame).then(async (reply) => {
-      if ('stream' in reply) await this.sendStream(reply.stream);
+      if (reply === null) {
+        // a body chunk, taken by its writer
+      } else if ('stream' in reply) await this.sendStream(reply.stream);
       else this.send(reply);
       this.inflight--;
       this.inflightBytes -= bytes;
@@ -252,7 +259,20 @@ export class Connection {
           break;
         }
         streamCounters.itemsTaken += next.value.length;
-        for (const itemsJson of chunksOf(next.value)) {
+        if (next.value[0] instanceof Uint8Array && isBinaryId(id)) {
+          // Pieces of a value: binary frames, no base64 or JSON (docs/api.md, "Binary chunk frames").
+          for (const piece of next.value as Uint8Array[]) {
+            if (
+              !(await this.writeStreamFrame(
+                [binaryChunkHeader(id, piece.length), Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)],
+                controller.signal,
+              ))
+            )
+              break;
+          }
+          continue;
+        }
+        for (const itemsJson of chunksOf(next.value.map((item) => (item instanceof Uint8Array ? Buffer.from(item).toString('base64') : item)))) {
           if (!(await this.writeStreamFrame(encodeChunk(id, itemsJson), controller.signal))) break; // the loop notices why
         }
       }
@@ -274,12 +294,17 @@ export class Connection {
   }
 
   /** Write one frame; when the socket's buffer is full, wait until it drains, closes or the stream is aborted. False if the stream cannot go on. */
-  private async writeStreamFrame(text: string, signal: AbortSignal | null): Promise<boolean> {
+  private async writeStreamFrame(frame: string | Buffer[], signal: AbortSignal | null): Promise<boolean> {
     if (!this.writable) return false;
-    const bytes = Buffer.from(text, 'utf8');
+    const parts = typeof frame === 'string' ? [Buffer.from(frame, 'utf8')] : frame;
     streamCounters.frames++;
-    streamCounters.largestFrameBytes = Math.max(streamCounters.largestFrameBytes, bytes.length);
-    this.socket.write(bytes, () => bytes.fill(0));
+    streamCounters.largestFrameBytes = Math.max(
+      streamCounters.largestFrameBytes,
+      parts.reduce((sum, part) => sum + part.length, 0),
+    );
+    // Our own copy of a JSON frame is zeroed once sent; a value's piece may be a cached object's bytes: left alone.
+    if (typeof frame === 'string') this.socket.write(parts[0]!, () => parts[0]!.fill(0));
+    else for (const part of parts) this.socket.write(part);
     streamCounters.peakQueuedBytes = Math.max(streamCounters.peakQueuedBytes, this.socket.writableLength);
     // Past the bound the write returned false, so 'drain' comes once the socket has sent it all.
     if (this.socket.writableLength > STREAM_MAX_QUEUED_BYTES && signal !== null && !signal.aborted) {

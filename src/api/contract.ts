@@ -53,6 +53,10 @@ export const METHODS = {
   'secrets.get': { params: object({ vault: string, path: string, version: optional(string) }), auth: 'session' },
   'secrets.collect': { params: object({ items: arrayOf(object({ vault: string, path: string, version: optional(string) })) }), auth: 'session' },
   'secrets.set': { params: object({ vault: string, path: string, value: base64, message: optional(string) }), auth: 'session' },
+  /** A value of any size, read as a stream of base64 chunks (api/streams.ts). */
+  'secrets.getStream': { params: object({ vault: string, path: string, version: optional(string) }), auth: 'session' },
+  /** A value of any size, written from a streamed request body (docs/api.md, "Streamed request bodies"). */
+  'secrets.setStream': { params: object({ vault: string, path: string, size: optional(count), message: optional(string) }), auth: 'session' },
   'secrets.ls': { params: object({ vault: string, path: string, version: optional(string) }), auth: 'session' },
   'secrets.rm': { params: object({ vault: string, path: string, recursive: optional(boolean), message: optional(string) }), auth: 'session' },
   'secrets.mkdir': { params: object({ vault: string, path: string, message: optional(string) }), auth: 'session' },
@@ -116,6 +120,8 @@ export interface Results {
   'secrets.get': { value: Base64 };
   'secrets.collect': { items: Array<ParamsOf<'secrets.collect'>['items'][number] & { entries: Array<{ path: string; value: Base64 }> }> };
   'secrets.set': WriteResult;
+  'secrets.getStream': { value: Base64 };
+  'secrets.setStream': WriteResult;
   'secrets.ls': { entries: SecretEntry[] };
   'secrets.rm': WriteResult;
   'secrets.mkdir': WriteResult;

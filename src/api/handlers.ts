@@ -4,7 +4,9 @@ import { normalizeSecretPath } from '../vaults/paths.js';
 import type { Vault } from '../vaults/Vault.js';
 import { METHODS, type OwnerMethod, type ParamsOf, type ResultOf } from './contract.js';
 import { validateRequest } from './schema.js';
-import { STREAM_RESULTS, type StreamItems, type StreamMethod } from './streams.js';
+import { UPLOAD_CHUNK_MAX_BYTES } from '../constants.js';
+import { KeynodeError } from '../errors.js';
+import { STREAM_RESULTS, type StreamItems, type StreamMethod, type UploadMethod } from './streams.js';
 
 /**
  * The owner API's handlers: each method of api/contract.ts that works on the node, over an
@@ -42,7 +44,44 @@ export const STREAM_HANDLERS: StreamHandlers = {
   'vaults.log': async function* (node, p) {
     yield* (await vaultOf(node, p.name)).logPages({ path: p.path, limit: p.limit });
   },
+  // One piece per frame (binary), as the value's chunks come: the agent holds a chunk or two, whatever the size.
+  'secrets.getStream': async function* (node, p) {
+    for await (const piece of (await vaultOf(node, p.vault)).readSecretStream(p.path, { version: p.version })) yield [piece];
+  },
 };
+
+/**
+ * Methods that take a streamed request body: `source` yields the value's bytes as they arrive
+ * (from the socket through the agent, or from a file in process). Nothing is committed unless
+ * the source ends normally with the declared size.
+ */
+export const UPLOAD_HANDLERS: { [M in UploadMethod]: (node: KeynodeNode, params: ParamsOf<M>, source: AsyncIterable<Uint8Array>) => Promise<ResultOf<M>> } = {
+  'secrets.setStream': async (node, p, source) => (await vaultOf(node, p.vault)).writeSecretStream(p.path, source, { size: p.size, message: p.message }),
+};
+
+/** Validate params, then run an upload method on an open node, fed by `source`. */
+export async function dispatchUpload<M extends UploadMethod>(
+  node: KeynodeNode,
+  name: M,
+  params: unknown,
+  source: AsyncIterable<Uint8Array>,
+): Promise<ResultOf<M>> {
+  const checked = validateRequest<unknown>(METHODS[name].params, params ?? {}, 'params') as ParamsOf<M>;
+  return UPLOAD_HANDLERS[name](node, checked, source);
+}
+
+/** The bound on one piece of a streamed body, checked before it is decoded. */
+export function decodeBodyPiece(piece: unknown): Buffer {
+  if (
+    typeof piece !== 'string' ||
+    piece.length > Math.ceil(UPLOAD_CHUNK_MAX_BYTES / 3) * 4 ||
+    piece.length % 4 !== 0 ||
+    !/^[A-Za-z0-9+/]*={0,2}$/.test(piece)
+  ) {
+    throw new KeynodeError('ERR_INVALID_REQUEST', `invalid request: a body chunk must be base64 of at most ${UPLOAD_CHUNK_MAX_BYTES / 1024 / 1024} MiB`);
+  }
+  return Buffer.from(piece, 'base64');
+}
 
 /** A streamed method's whole result (for `call`): every item, then the result's shape. */
 async function collected<M extends StreamMethod>(node: KeynodeNode, name: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
@@ -91,6 +130,10 @@ export const HANDLERS: Handlers = {
     items: await Promise.all(p.items.map(async (item) => ({ ...item, entries: await collect(await vaultOf(node, item.vault), item.path, item.version) }))),
   }),
   'secrets.set': async (node, p) => (await vaultOf(node, p.vault)).writeSecret(p.path, bytes(p.value), { message: p.message }),
+  'secrets.getStream': async (node, p) => collected(node, 'secrets.getStream', p),
+  'secrets.setStream': async () => {
+    throw new KeynodeError('ERR_INVALID_REQUEST', 'invalid request: secrets.setStream takes a streamed body (docs/api.md)');
+  },
   'secrets.ls': async (node, p) => collected(node, 'secrets.ls', p),
   'secrets.rm': async (node, p) => (await vaultOf(node, p.vault)).remove(p.path, { recursive: p.recursive, message: p.message }),
   'secrets.mkdir': async (node, p) => (await vaultOf(node, p.vault)).makeDir(p.path, { message: p.message }),
@@ -114,7 +157,11 @@ export async function dispatch<M extends OwnerMethod>(node: KeynodeNode, name: M
 }
 
 /** Validate params (on the first `next()`), then yield a streamed method's items, in pages, from an open node. */
-export async function* dispatchStream<M extends StreamMethod>(node: KeynodeNode, name: M, params: unknown): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
+export async function* dispatchStream<M extends StreamMethod>(
+  node: KeynodeNode,
+  name: M,
+  params: unknown,
+): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
   const checked = validateRequest<unknown>(METHODS[name].params, params ?? {}, 'params') as ParamsOf<M>;
   yield* STREAM_HANDLERS[name](node, checked);
 }

@@ -19,6 +19,7 @@ import { KeynodeNode } from '../node/KeynodeNode.js';
 import { Keyspace } from '../storage/Keyspace.js';
 import { LogStore } from '../storage/LogStore.js';
 import { readLargeBlob, stageLargeBlob } from '../vaults/largeBlobs.js';
+import { benchLargeValuesCli } from './largeValuesCli.js';
 
 const MIB = 1024 * 1024;
 const REPEATS = 3;
@@ -195,6 +196,7 @@ export async function benchLargeValues(options: { quick: boolean }): Promise<voi
     );
   }
   console.log('   targets: >= 200 MB/s set and get, <= 64 MB above idle whatever the size');
+  await benchLargeValuesCli(options);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

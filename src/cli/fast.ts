@@ -7,7 +7,7 @@ import { AgentConnection } from '../client/AgentConnection.js';
 import { readPassword } from './credentials.js';
 import { printSaved, printSecretValue } from './format.js';
 import { reportError } from './output.js';
-import { readValueFromStdin } from './stdin.js';
+import { setValue, stdinValue } from './values.js';
 
 /**
  * The hot commands (`secrets get`, `secrets set` from stdin) through a running agent, without
@@ -74,12 +74,17 @@ export async function tryFastPath(argv: string[]): Promise<number | undefined> {
   const client = new AgentClient(connection, { nodePath, password: () => readPassword({}) });
   try {
     if (parsed.command === 'get') {
-      const { value } = await client.call('secrets.get', { vault: ref.vault, path: ref.path, version: parsed.version });
+      let value: string;
+      try {
+        ({ value } = await client.call('secrets.get', { vault: ref.vault, path: ref.path, version: parsed.version }));
+      } catch (error) {
+        if (isKeynodeError(error, 'ERR_NOT_SUPPORTED')) return undefined; // too large to answer whole: the full CLI streams it
+        throw error;
+      }
       printSecretValue(parsed, { ...ref, version: parsed.version }, Buffer.from(value, 'base64'));
     } else {
-      const value = await readValueFromStdin();
-      const result = await client.call('secrets.set', { vault: ref.vault, path: ref.path, value: value.toString('base64'), message: parsed.message });
-      printSaved(parsed, ref, value.length, result);
+      const { bytes, result } = await setValue(client, { ...ref, message: parsed.message }, stdinValue());
+      printSaved(parsed, ref, bytes, result);
     }
     return 0;
   } catch (error) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { MethodName, OwnerMethod, ParamsOf, ResultOf } from '../api/contract.js';
 import { FILE_PARAMS } from '../api/fileParams.js';
-import type { StreamItems, StreamMethod } from '../api/streams.js';
+import type { StreamItems, StreamMethod, UploadMethod } from '../api/streams.js';
 import { isKeynodeError, type KeynodeError } from '../errors.js';
 import type { Password } from '../node/KeynodeNode.js';
 import type { AgentConnection } from './AgentConnection.js';
@@ -20,6 +20,11 @@ export interface KeynodeClient {
    * Stopping early stops the work.
    */
   stream<M extends StreamMethod>(method: M, params: ParamsOf<M>): AsyncGenerator<Array<StreamItems[M]>, void, undefined>;
+  /**
+   * A method with a streamed request body (api/streams.ts): `source`'s bytes are sent as they are
+   * read, in bounded memory whatever the size. `source` is read once: no retry after it started.
+   */
+  upload<M extends UploadMethod>(method: M, params: ParamsOf<M>, source: AsyncIterable<Uint8Array>): Promise<ResultOf<M>>;
   close(): void;
 }
 
@@ -121,6 +126,13 @@ export class AgentClient implements KeynodeClient {
       const fresh = await this.authenticate(error);
       yield* this.connection.stream(method, params, fresh);
     }
+  }
+
+  async upload<M extends UploadMethod>(method: M, params: ParamsOf<M>, source: AsyncIterable<Uint8Array>): Promise<ResultOf<M>> {
+    // Sign in first, through an ordinary call (which re-authenticates if need be): the body can
+    // be read only once, and the agent takes large frames only from an authenticated connection.
+    await this.call('node.status', {});
+    return this.connection.upload(method, params, source, await this.session!);
   }
 
   close(): void {

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES, CLIENT_STREAM_MAX_QUEUED_FRAMES } from '../constants.js';
+import { AGENT_MAX_FRAME_BYTES, AGENT_UNAUTHENTICATED_MAX_FRAME_BYTES, CLIENT_STREAM_MAX_QUEUED_FRAMES, UPLOAD_CHUNK_BYTES } from '../constants.js';
 import type { MethodName, ParamsOf, ResultOf, Session } from '../api/contract.js';
-import { STREAM_FIELDS, STREAM_RESULTS, isStreamMethod, type StreamItems, type StreamMethod } from '../api/streams.js';
+import { STREAM_FIELDS, STREAM_RESULTS, isStreamMethod, type StreamItems, type StreamMethod, type UploadMethod } from '../api/streams.js';
 import { KeynodeError } from '../errors.js';
-import { onFrames } from '../ipc/framing.js';
-import { encodeRequest, parseFrame } from '../ipc/protocol.js';
+import { binaryChunkHeader, onFrames } from '../ipc/framing.js';
+import { encodeEnd, encodeRequest, parseFrame } from '../ipc/protocol.js';
 import type { Password } from '../node/KeynodeNode.js';
 
 interface Pending {
@@ -207,6 +207,68 @@ export class AgentConnection {
         void settled;
       }
     }
+  }
+
+  /**
+   * A method with a streamed request body (docs/api.md, "Streamed request bodies"): the params,
+   * then each piece of `source` as a chunk frame, then `end`; one reply. Writes wait for the
+   * socket to drain, so the agent's read backpressure paces this process. An error reply before
+   * the end stops the sending at once. The connection must have authenticated (chunks are large).
+   */
+  async upload<M extends UploadMethod>(method: M, params: ParamsOf<M>, source: AsyncIterable<Uint8Array>, token: string | undefined): Promise<ResultOf<M>> {
+    const id = this.nextId++;
+    let settled = false;
+    const reply = this.send(method, JSON.stringify(params), token, undefined, id).finally(() => {
+      settled = true;
+    });
+    // An early reply (an error: no such vault, locked, wrong size) ends the sending, even while the
+    // source waits (a stalled pipe): its next read is raced against the reply, and it is left behind.
+    // (Not Promise.race against the reply: each race would keep its piece reachable from the
+    // reply's reactions until the end, the whole value in memory.)
+    let onReply: (() => void) | null = null;
+    void reply.then(
+      () => onReply?.(),
+      () => onReply?.(),
+    );
+    const pieces = source[Symbol.asyncIterator]();
+    let exhausted = false;
+    try {
+      while (!settled && !this.closedError) {
+        const next = await new Promise<IteratorResult<Uint8Array> | null>((resolve, reject) => {
+          onReply = () => resolve(null);
+          pieces.next().then(resolve, reject);
+        });
+        onReply = null;
+        if (next === null) break;
+        if (next.done) {
+          exhausted = true;
+          break;
+        }
+        const piece = next.value;
+        for (let at = 0; at < piece.length && !settled && !this.closedError; at += UPLOAD_CHUNK_BYTES) {
+          // Binary frames (framing.ts): the bytes as they are, no base64 or JSON; zeroed once sent.
+          const part = Buffer.from(piece.buffer, piece.byteOffset + at, Math.min(UPLOAD_CHUNK_BYTES, piece.length - at));
+          this.socket.write(binaryChunkHeader(id, part.length));
+          if (!this.socket.write(part, () => part.fill(0))) await this.drained();
+        }
+      }
+    } finally {
+      if (!exhausted) void pieces.return?.(undefined)?.catch(() => undefined);
+    }
+    if (!settled && !this.closedError) this.socket.write(encodeEnd(id));
+    return (await reply) as ResultOf<M>;
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   /** One call of the owner API (api/contract.ts); the result is typed by the contract. */

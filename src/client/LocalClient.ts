@@ -1,5 +1,5 @@
 import type { OwnerMethod, ParamsOf, ResultOf } from '../api/contract.js';
-import type { StreamItems, StreamMethod } from '../api/streams.js';
+import type { StreamItems, StreamMethod, UploadMethod } from '../api/streams.js';
 import { KeynodeError } from '../errors.js';
 import type { KeynodeNode } from '../node/KeynodeNode.js';
 import { withAbsolutePaths, type ClientOptions, type KeynodeClient } from './AgentClient.js';
@@ -24,6 +24,12 @@ export class LocalClient implements KeynodeClient {
   async *stream<M extends StreamMethod>(method: M, params: ParamsOf<M>): AsyncGenerator<Array<StreamItems[M]>, void, undefined> {
     const { dispatchStream } = await import('../api/handlers.js');
     yield* dispatchStream(await this.open(), method, params);
+  }
+
+  /** The agent's own upload handler (api/handlers.ts), fed straight from `source`. */
+  async upload<M extends UploadMethod>(method: M, params: ParamsOf<M>, source: AsyncIterable<Uint8Array>): Promise<ResultOf<M>> {
+    const { dispatchUpload } = await import('../api/handlers.js');
+    return dispatchUpload(await this.open(), method, params, source);
   }
 
   private async open(): Promise<KeynodeNode> {

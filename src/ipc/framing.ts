@@ -7,10 +7,34 @@ import type { Socket } from 'node:net';
  */
 
 /**
- * Splits a byte stream into frames. Complete frames queue until taken, so a caller that stops
- * taking (backpressure) can also stop reading; the frame still arriving is counted so it can be
- * refused before it grows past a limit. Bytes copied while joining pieces are zeroed, and
- * `clear()` zeroes everything held: frames may carry a password or secret values.
+ * A binary frame (docs/api.md, "Binary chunk frames"): a NUL byte (no JSON line starts with
+ * one), a kind byte, the request id (u32 BE), the payload's length (u32 BE), the payload. It
+ * carries a piece of a value without base64 or JSON: a streamed body chunk, a streamed reply's piece.
+ */
+export const BINARY_FRAME_MARK = 0x00;
+export const BINARY_FRAME_HEADER_BYTES = 10;
+/** The one kind so far: a chunk of the stream (reply) or body (request) with that id. */
+export const BINARY_KIND_CHUNK = 0x01;
+
+/** The header of a binary chunk frame for `id` with a payload of `length` bytes. */
+export function binaryChunkHeader(id: number, length: number): Buffer {
+  const header = Buffer.allocUnsafe(BINARY_FRAME_HEADER_BYTES);
+  header[0] = BINARY_FRAME_MARK;
+  header[1] = BINARY_KIND_CHUNK;
+  header.writeUInt32BE(id, 2);
+  header.writeUInt32BE(length, 6);
+  return header;
+}
+
+/** Can this id go in a binary frame's header? */
+export const isBinaryId = (id: unknown): id is number => typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= 0xffff_ffff;
+
+/**
+ * Splits a byte stream into frames: JSON lines, and binary frames (a NUL first byte, then a
+ * length-prefixed payload that may hold any byte). Complete frames queue until taken, so a
+ * caller that stops taking (backpressure) can also stop reading; the frame still arriving is
+ * counted so it can be refused before it grows past a limit. Bytes copied while joining pieces
+ * are zeroed, and `clear()` zeroes everything held: frames may carry a password or secret values.
  */
 export class FrameReader {
   private ready: Buffer[] = [];
@@ -18,33 +42,65 @@ export class FrameReader {
   private readyLength = 0;
   private partial: Buffer[] = [];
   private partialLength = 0;
+  /** Inside a binary frame: bytes still to come (of its header, then of its payload). */
+  private binaryNeed = 0;
+  private binaryHeaderRead = false;
 
   /** Add received bytes; returns how many frames they completed. */
   push(chunk: Buffer): number {
     let completed = 0;
     let start = 0;
-    for (let newline = chunk.indexOf(10); newline >= 0; newline = chunk.indexOf(10, start)) {
-      const piece = chunk.subarray(start, newline);
-      let frame = piece;
-      if (this.partial.length > 0) {
-        frame = Buffer.concat([...this.partial, piece]);
-        for (const part of this.partial) part.fill(0);
-        piece.fill(0);
-        this.partial = [];
-        this.partialLength = 0;
+    while (start < chunk.length) {
+      if (this.binaryNeed === 0 && this.partialLength === 0 && chunk[start] === BINARY_FRAME_MARK) {
+        this.binaryNeed = BINARY_FRAME_HEADER_BYTES;
+        this.binaryHeaderRead = false;
       }
+      if (this.binaryNeed > 0) {
+        const take = Math.min(this.binaryNeed, chunk.length - start);
+        this.partial.push(chunk.subarray(start, start + take));
+        this.partialLength += take;
+        this.binaryNeed -= take;
+        start += take;
+        if (this.binaryNeed > 0) break;
+        if (!this.binaryHeaderRead) {
+          this.binaryHeaderRead = true;
+          const header = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial);
+          this.binaryNeed = header.readUInt32BE(6);
+          if (this.binaryNeed > 0) continue;
+        }
+        this.complete(this.partial.length === 1 ? this.partial[0]! : this.joinPartial(Buffer.alloc(0)));
+        completed++;
+        continue;
+      }
+      const newline = chunk.indexOf(10, start);
+      if (newline < 0) {
+        this.partial.push(chunk.subarray(start));
+        this.partialLength += chunk.length - start;
+        break;
+      }
+      const piece = chunk.subarray(start, newline);
+      const frame = this.partial.length > 0 ? this.joinPartial(piece) : piece;
       start = newline + 1;
       completed++;
-      if (frame.length > 0) {
-        this.ready.push(frame);
-        this.readyLength += frame.length;
-      }
-    }
-    if (start < chunk.length) {
-      this.partial.push(chunk.subarray(start));
-      this.partialLength += chunk.length - start;
+      if (frame.length > 0) this.complete(frame);
     }
     return completed;
+  }
+
+  private joinPartial(piece: Buffer): Buffer {
+    const frame = Buffer.concat([...this.partial, piece]);
+    for (const part of this.partial) part.fill(0);
+    piece.fill(0);
+    this.partial = [];
+    this.partialLength = 0;
+    return frame;
+  }
+
+  private complete(frame: Buffer): void {
+    this.partial = [];
+    this.partialLength = 0;
+    this.ready.push(frame);
+    this.readyLength += frame.length;
   }
 
   /** The next complete frame (without its newline), or undefined. */
@@ -82,6 +138,7 @@ export class FrameReader {
     this.readyLength = 0;
     this.partial = [];
     this.partialLength = 0;
+    this.binaryNeed = 0;
   }
 }
 

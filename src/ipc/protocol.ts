@@ -1,4 +1,5 @@
 import { KeynodeError, type KeynodeErrorJSON } from '../errors.js';
+import { BINARY_FRAME_HEADER_BYTES, BINARY_FRAME_MARK, BINARY_KIND_CHUNK } from './framing.js';
 
 /**
  * What the frames on the agent socket hold (docs/api.md): a request
@@ -62,6 +63,12 @@ export type ParsedFrame = ParsedReply | { id: RequestId | null; chunk: unknown[]
  * `result`; an error wins over both. Whatever the bytes, a frame or a KeynodeError.
  */
 export function parseFrame(frame: Buffer): ParsedFrame {
+  if (frame[0] === BINARY_FRAME_MARK) {
+    // A binary chunk (framing.ts): its payload is the one item, as bytes.
+    if (frame.length < BINARY_FRAME_HEADER_BYTES || frame[1] !== BINARY_KIND_CHUNK)
+      throw new KeynodeError('ERR_INTERNAL', 'the agent sent a binary frame of an unknown kind');
+    return { id: frame.readUInt32BE(2), chunk: [frame.subarray(BINARY_FRAME_HEADER_BYTES)] };
+  }
   const value = parseJson(frame);
   const reply = parseObject(value);
   if ('error' in reply) return reply;
@@ -85,7 +92,8 @@ function parseJson(frame: Buffer): unknown {
 }
 
 function parseObject(value: unknown): ParsedReply {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new KeynodeError('ERR_INTERNAL', 'the agent sent a reply that is not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new KeynodeError('ERR_INTERNAL', 'the agent sent a reply that is not an object');
   const reply = value as Record<string, unknown>;
   const id = typeof reply.id === 'number' || typeof reply.id === 'string' ? reply.id : null;
   if (reply.error !== undefined) return { id, error: KeynodeError.fromJSON(reply.error) };

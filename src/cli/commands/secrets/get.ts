@@ -13,11 +13,21 @@ export function register(secrets: Command): void {
     .action(async (ref: string, options: { version?: string; copy?: boolean }, command: Command) => {
       const global = globalOptions(command);
       const { vault: vaultName, path } = parseSecretRef(ref);
+      if (!options.copy && !global.json) {
+        // Raw bytes go out as they come: a value of any size in bounded memory.
+        const { writeValueToStdout } = await import('../../values.js');
+        await withClient(global, (client) => writeValueToStdout(client, { vault: vaultName, path, version: options.version }));
+        return;
+      }
       const value = fromBase64((await withClient(global, (client) => client.call('secrets.get', { vault: vaultName, path, version: options.version }))).value);
       if (options.copy) {
         const { copyToClipboard } = await import('../../clipboard.js');
         const { clearAfterSeconds } = copyToClipboard(value);
-        emit(global, { vault: vaultName, path, copied: true, clearAfterSeconds }, `Copied ${vaultName}:${path} to the clipboard; it is cleared in ${clearAfterSeconds} s`);
+        emit(
+          global,
+          { vault: vaultName, path, copied: true, clearAfterSeconds },
+          `Copied ${vaultName}:${path} to the clipboard; it is cleared in ${clearAfterSeconds} s`,
+        );
         return;
       }
       printSecretValue(global, { vault: vaultName, path, version: options.version }, value);

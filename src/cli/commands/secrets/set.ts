@@ -4,7 +4,6 @@ import { parseSecretRef } from '../../../vaults/paths.js';
 import { fromBase64, globalOptions, parseInteger, withClient } from '../../context.js';
 import { printSaved } from '../../format.js';
 import { canPrompt, promptNewSecret } from '../../prompt.js';
-import { readValueFile, readValueFromStdin } from '../../stdin.js';
 
 interface SetOptions {
   file?: string;
@@ -15,7 +14,6 @@ interface SetOptions {
   words?: string;
   message?: string;
 }
-
 
 export function register(secrets: Command): void {
   secrets
@@ -37,9 +35,16 @@ export function register(secrets: Command): void {
         throw new KeynodeError('ERR_USAGE', '--length, --charset and --words go with --generate');
       }
       let value: Buffer | undefined;
-      if (options.file !== undefined) {
-        value = readValueFile(options.file);
-      } else if (options.generate) {
+      const streamed = options.file !== undefined || (!options.generate && !options.edit && !(process.stdin.isTTY && canPrompt()));
+      if (streamed) {
+        // A file or stdin: streamed, so its size is bounded by the disk, not by memory.
+        const { openValueFile, setValue, stdinValue } = await import('../../values.js');
+        const input = options.file !== undefined ? await openValueFile(options.file) : stdinValue();
+        const { bytes, result } = await withClient(global, (client) => setValue(client, { vault: vaultName, path, message: options.message }, input));
+        printSaved(global, { vault: vaultName, path }, bytes, result);
+        return;
+      }
+      if (options.generate) {
         const { generateSecret } = await import('../../../vaults/generateSecret.js');
         value = Buffer.from(
           generateSecret({
@@ -49,7 +54,7 @@ export function register(secrets: Command): void {
           }),
         );
       } else if (!options.edit) {
-        value = process.stdin.isTTY && canPrompt() ? Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`)) : await readValueFromStdin();
+        value = Buffer.from(await promptNewSecret(`Value for ${vaultName}:${path}`));
       }
       const result = await withClient(global, async (client) => {
         if (options.edit) {
