@@ -11,11 +11,12 @@ import {
   STREAM_FRAME_MAX_BYTES,
   STREAM_FRAME_MAX_ITEMS,
   STREAM_MAX_QUEUED_BYTES,
+  UPLOAD_CHUNK_MAX_BYTES,
 } from '../constants.js';
 import { KeynodeError, isKeynodeError, type ErrorCode } from '../errors.js';
-import { FrameReader, binaryChunkHeader, isBinaryId } from '../ipc/framing.js';
+import { BINARY_FRAME_HEADER_BYTES, FrameReader, binaryChunkHeader, isBinaryId } from '../ipc/framing.js';
 import { encodeChunk, encodeEnd, errorReply, type Reply, type RequestId } from '../ipc/protocol.js';
-import type { RequestBody } from './uploads.js';
+import { RequestBodies } from './uploads.js';
 
 /** Limits on what clients may make the agent hold (defaults in constants.ts; tests lower them). */
 export interface AgentLimits {
@@ -128,12 +129,13 @@ export class Connection {
   /** Streams running on this connection, by request id (for agent.cancel). */
   private readonly streams = new Map<RequestId, AbortController>();
   /** Streamed request bodies arriving on this connection, by request id (the agent feeds them). */
-  readonly bodies = new Map<RequestId, RequestBody>();
+  readonly bodies: RequestBodies;
 
   constructor(
     readonly socket: net.Socket,
     private readonly host: ConnectionHost,
   ) {
+    this.bodies = new RequestBodies();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => host.released());
     socket.on('error', () => socket.destroy());
@@ -179,8 +181,16 @@ export class Connection {
     const completed = this.reader.push(chunk);
     if (this.reader.partialBytes === 0) this.frameStartedAt = null;
     else if (completed > 0 || this.frameStartedAt === null) this.frameStartedAt = now;
-    if (this.reader.partialBytes > this.frameLimit) return this.tooLarge();
+    // Start what came first: a request ahead of its body's chunks authenticates the connection.
     this.pump();
+    if (this.done || this.reader.hasFrame) return; // paused (the frame in progress grows no more): checked on the next read
+    if (this.reader.partialBytes > this.frameLimit) return this.tooLarge();
+    // A binary frame is refused on its header: its payload is never held.
+    const declared = this.reader.declaredBytes;
+    if (declared > this.frameLimit) return this.tooLarge();
+    if (declared > BINARY_FRAME_HEADER_BYTES + UPLOAD_CHUNK_MAX_BYTES) {
+      this.refuse('ERR_INVALID_REQUEST', `invalid request: a binary frame is limited to ${describeBytes(UPLOAD_CHUNK_MAX_BYTES)} of payload`);
+    }
   }
 
   private tooLarge(): void {
@@ -193,9 +203,12 @@ export class Connection {
   pump(): void {
     if (this.done) return;
     const limits = this.host.limits;
-    while (this.reader.hasFrame && this.inflight < limits.maxInflightPerConnection && !this.socket.writableNeedDrain) {
+    // Uploads waiting on their bodies take no slot from the chunk frames that feed them: four at
+    // once would otherwise starve their own chunks until the stall timeout (RequestBodies caps them).
+    const running = () => this.inflight - this.bodies.running;
+    while (this.reader.hasFrame && running() < limits.maxInflightPerConnection && !this.socket.writableNeedDrain) {
       // Under the agent-wide budget, a connection still gets one request at a time.
-      if ((this.inflight > 0 || this.socket.writableLength > 0) && this.host.underPressure()) break;
+      if ((running() > 0 || this.socket.writableLength > 0) && this.host.underPressure()) break;
       const frame = this.reader.next()!;
       if (frame.length > this.frameLimit) {
         frame.fill(0);

@@ -1,5 +1,50 @@
 import { UPLOAD_STALL_MS } from '../constants.js';
 import { KeynodeError } from '../errors.js';
+import type { RequestId } from '../ipc/protocol.js';
+
+/**
+ * Uploads one connection may run at once. Each holds up to the large-value threshold (4 MiB) while
+ * it stages, outside the agent's pending-bytes budget: 64 connections x 4 uploads measured 2.4 GiB.
+ */
+export const MAX_UPLOADS_PER_CONNECTION = 1;
+
+/** Failed bodies kept (so their late chunks are dropped quietly) per connection; older ones are forgotten. */
+const KEPT_FAILED_BODIES = 64;
+
+/**
+ * A connection's streamed request bodies by request id. At most `maxRunning` uploads wait on
+ * their bodies at once (the connection does not count them against its in-flight limit, so
+ * their chunks always have room); more is ERR_AGENT_BUSY. A failed body stays until its `end`
+ * so that chunks still in flight are dropped quietly, but only the last KEPT_FAILED_BODIES:
+ * a client that never sends `end` after errors must not grow the map for ever.
+ */
+export class RequestBodies extends Map<RequestId, RequestBody> {
+  constructor(private readonly maxRunning = MAX_UPLOADS_PER_CONNECTION) {
+    super();
+  }
+
+  /** Bodies whose upload still waits on them (neither failed nor ended: `end` removes them). */
+  get running(): number {
+    let count = 0;
+    for (const body of this.values()) if (!body.failed) count++;
+    return count;
+  }
+
+  override set(id: RequestId, body: RequestBody): this {
+    if (!this.has(id) && this.running >= this.maxRunning) {
+      const most = this.maxRunning === 1 ? 'one upload' : `${this.maxRunning} uploads`;
+      throw new KeynodeError('ERR_AGENT_BUSY', `the agent is busy: ${most} at a time on one connection`);
+    }
+    super.set(id, body);
+    if (this.size > this.maxRunning + KEPT_FAILED_BODIES) {
+      for (const [oldId, old] of this) {
+        if (this.size <= this.maxRunning + KEPT_FAILED_BODIES) break;
+        if (old.failed) this.delete(oldId);
+      }
+    }
+    return this;
+  }
+}
 
 /**
  * The body of one streamed request (docs/api.md, "Streamed request bodies") as the agent receives

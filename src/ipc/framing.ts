@@ -45,6 +45,8 @@ export class FrameReader {
   /** Inside a binary frame: bytes still to come (of its header, then of its payload). */
   private binaryNeed = 0;
   private binaryHeaderRead = false;
+  /** The payload length the binary frame still arriving declared (0 when none is). */
+  private binaryDeclared = 0;
 
   /** Add received bytes; returns how many frames they completed. */
   push(chunk: Buffer): number {
@@ -66,6 +68,7 @@ export class FrameReader {
           this.binaryHeaderRead = true;
           const header = this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial);
           this.binaryNeed = header.readUInt32BE(6);
+          this.binaryDeclared = this.binaryNeed;
           if (this.binaryNeed > 0) continue;
         }
         this.complete(this.partial.length === 1 ? this.partial[0]! : this.joinPartial(Buffer.alloc(0)));
@@ -97,6 +100,7 @@ export class FrameReader {
   }
 
   private complete(frame: Buffer): void {
+    this.binaryDeclared = 0;
     this.partial = [];
     this.partialLength = 0;
     this.ready.push(frame);
@@ -119,6 +123,14 @@ export class FrameReader {
     return this.readyStart < this.ready.length;
   }
 
+  /**
+   * The whole size a binary frame still arriving declared in its header (header included), or 0:
+   * a frame can be refused on its header, before its payload is held.
+   */
+  get declaredBytes(): number {
+    return this.binaryDeclared === 0 ? 0 : BINARY_FRAME_HEADER_BYTES + this.binaryDeclared;
+  }
+
   /** Bytes of the frame still arriving. */
   get partialBytes(): number {
     return this.partialLength;
@@ -139,6 +151,7 @@ export class FrameReader {
     this.partial = [];
     this.partialLength = 0;
     this.binaryNeed = 0;
+    this.binaryDeclared = 0;
   }
 }
 
