@@ -104,7 +104,9 @@ function runClient(args: string[], frames: Buffer, extraEnv: NodeJS.ProcessEnv =
 /** What the Node fast path does with this single reply frame to request `id` (then a close). */
 function expected(frame: Buffer, id: number, command: 'get' | 'set'): { fallback: true } | { code: number; stderr: string } | { value: string } {
   const report = (code: keyof typeof EXIT_CODES, message: string) => ({ code: EXIT_CODES[code], stderr: Buffer.from(`keynode: ${withHint(code, message)} (${code})\n`).toString() }); // as written to a stream: UTF-8
-  const handsOver = (code: string) => command === 'get' && (code === 'ERR_UNAUTHENTICATED' || code === 'ERR_AGENT_LOCKED' || code === 'ERR_AGENT_NOT_RUNNING');
+  // A `get` hands these to the Node CLI: a sign-in, no agent, or a value too large to send whole (streamed there).
+  const handsOver = (code: string) =>
+    command === 'get' && (code === 'ERR_UNAUTHENTICATED' || code === 'ERR_AGENT_LOCKED' || code === 'ERR_AGENT_NOT_RUNNING' || code === 'ERR_NOT_SUPPORTED');
   const closed = () => (handsOver('ERR_AGENT_NOT_RUNNING') ? { fallback: true as const } : report('ERR_AGENT_NOT_RUNNING', 'the agent closed the connection'));
   if (frame.length === 0) return closed(); // an empty line is no frame
   let reply;
