@@ -543,6 +543,15 @@ export class LogStore {
   get(keyspace: Keyspace, name: string): Buffer | undefined {
     this.assertOpen();
     const id = keyspace.recordId(name);
+    const read = this.readRecord(id);
+    if (!read) return undefined;
+    const value = read.whole ? open(keyspace.encKey, read.sealed, id) : null;
+    if (value === null) throw integrityError('a stored record failed its integrity check', { offset: read.offset });
+    return value;
+  }
+
+  /** A record's stored bytes as the index locates them; `whole` is false when the file ends early. */
+  private readRecord(id: Buffer): { sealed: Buffer; offset: number; whole: boolean } | undefined {
     const location = this.index.get(id);
     if (!location) return undefined;
     const [offset, length] = location;
@@ -553,9 +562,7 @@ export class LogStore {
     } catch (error) {
       throw fromSystemError(error, 'reading the store');
     }
-    const value = got === length ? open(keyspace.encKey, sealed, id) : null;
-    if (value === null) throw integrityError('a stored record failed its integrity check', { offset });
-    return value;
+    return { sealed, offset, whole: got === length };
   }
 
   /**
@@ -564,18 +571,10 @@ export class LogStore {
    */
   getSealed(keyspace: Keyspace, name: string): Buffer | undefined {
     this.assertOpen();
-    const location = this.index.get(keyspace.recordId(name));
-    if (!location) return undefined;
-    const [offset, length] = location;
-    const sealed = Buffer.allocUnsafe(length);
-    let got: number;
-    try {
-      got = fs.readSync(this.fd, sealed, 0, length, offset);
-    } catch (error) {
-      throw fromSystemError(error, 'reading the store');
-    }
-    if (got !== length) throw integrityError('a stored record ends early', { offset });
-    return sealed;
+    const read = this.readRecord(keyspace.recordId(name));
+    if (!read) return undefined;
+    if (!read.whole) throw integrityError('a stored record ends early', { offset: read.offset });
+    return read.sealed;
   }
 
   /**

@@ -181,18 +181,24 @@ export class Vault {
     return this.trees.lookup(await this.treeOf(version), path);
   }
 
+  /** The blob entry of the secret at `path`: ERR_SECRET_NOT_FOUND if absent, ERR_IS_A_DIRECTORY for a tree. */
+  private async secretEntry(normalized: string, version?: string): Promise<TreeEntry> {
+    const entry = await this.entryAt(normalized, version);
+    if (!entry) {
+      const at = version ? ` at ${version}` : '';
+      throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${normalized}${at}`, { vault: this.vaultName, path: normalized });
+    }
+    if (entry.type === 'tree') {
+      throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
+    }
+    return entry;
+  }
+
   /** The exact bytes of the secret at `path`, at HEAD or at `version` (a commit id or prefix, HEAD, HEAD~N). */
   async readSecret(path: string, options: { version?: string } = {}): Promise<Buffer> {
     const normalized = normalizeSecretPath(path);
     try {
-      const entry = await this.entryAt(normalized, options.version);
-      if (!entry) {
-        const at = options.version ? ` at ${options.version}` : '';
-        throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${normalized}${at}`, { vault: this.vaultName, path: normalized });
-      }
-      if (entry.type === 'tree') {
-        throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
-      }
+      const entry = await this.secretEntry(normalized, options.version);
       try {
         return this.readBlob(entry.oid);
       } catch (error) {
@@ -220,14 +226,7 @@ export class Vault {
     const normalized = normalizeSecretPath(path);
     let oid: string;
     try {
-      const entry = await this.entryAt(normalized, options.version);
-      if (!entry) {
-        const at = options.version ? ` at ${options.version}` : '';
-        throw new KeynodeError('ERR_SECRET_NOT_FOUND', `no secret ${this.vaultName}:${normalized}${at}`, { vault: this.vaultName, path: normalized });
-      }
-      if (entry.type === 'tree') {
-        throw new KeynodeError('ERR_IS_A_DIRECTORY', `${this.vaultName}:${normalized} is a directory`, { vault: this.vaultName, path: normalized });
-      }
+      const entry = await this.secretEntry(normalized, options.version);
       oid = entry.oid;
     } catch (error) {
       throw this.integrity(error, normalized);

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { CLI, cliSandbox, killAfterTest, startAgent } from '../helpers/cli.js';
+import { CLI, cliSandbox, killAfterTest, sessionToken, startAgent } from '../helpers/cli.js';
 import { lockPresent, TEST_PASSWORD } from '../helpers/index.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -250,15 +250,7 @@ describe('keynode agent (separate process, built binary)', () => {
     const cli = cliSandbox();
     seed(cli);
     const { pid, socket } = startAgent(cli);
-    const token = JSON.parse(
-      fs.readFileSync(
-        fs
-          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
-          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
-          .find((f) => f.includes('session-'))!,
-        'utf8',
-      ),
-    ).token;
+    const token = sessionToken(cli);
     const methods = [
       'secrets.get',
       'secrets.set',
@@ -444,15 +436,7 @@ describe('keynode agent (separate process, built binary)', () => {
     startAgent(cli);
     // The agent's own check, for clients that send one anyway.
     const { socket } = JSON.parse(cli.ok(['agent', 'status', '--json']).out);
-    const token = JSON.parse(
-      fs.readFileSync(
-        fs
-          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
-          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
-          .find((f) => f.includes('session-'))!,
-        'utf8',
-      ),
-    ).token;
+    const token = sessionToken(cli);
     const value = Buffer.alloc(64 * 1024 * 1024 + 1).toString('base64');
     const replies = await exchange(
       socket,
@@ -470,15 +454,7 @@ describe('keynode agent (separate process, built binary)', () => {
     const cli = cliSandbox();
     seed(cli);
     const { socket } = startAgent(cli);
-    const token = JSON.parse(
-      fs.readFileSync(
-        fs
-          .readdirSync(path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode'))
-          .map((f) => path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode', f))
-          .find((f) => f.includes('session-'))!,
-        'utf8',
-      ),
-    ).token;
+    const token = sessionToken(cli);
     const [reply] = await exchange(
       socket,
       `{"v":1,"id":1,"method":"vaults.exportBundle","token":"${token}","params":{"name":"app","file":"rel/app.bundle"}}\n`,

@@ -110,3 +110,10 @@ export function startAgent(cli: ReturnType<typeof cliSandbox>, ...flags: string[
   killAfterTest(started.pid);
   return started;
 }
+
+/** The token of the CLI's session with the sandbox's agent (for raw socket requests in tests). */
+export function sessionToken(cli: ReturnType<typeof cliSandbox>): string {
+  const dir = path.join(cli.env.XDG_RUNTIME_DIR!, 'keynode');
+  const file = fs.readdirSync(dir).find((name) => name.startsWith('session-'))!;
+  return (JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { token: string }).token;
+}
